@@ -1,0 +1,96 @@
+"""``rtcdn serve``: run a server until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .config import ConfigError, _ports, load
+
+
+def _port_list(text: str) -> list[int]:
+    try:
+        return _ports(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _media_ports(text: str) -> tuple[int, int]:
+    try:
+        low, high = (int(x) for x in text.split("-", 1))
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected LOW-HIGH, e.g. 31000-31999") from None
+    return low, high
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rtcdn", description="WebRTC streaming server and CDN speaking the Flashphoner WCS WebSDK protocol."
+    )
+    parser.add_argument("--version", action="version", version=f"rtcdn {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    serve = sub.add_parser(
+        "serve",
+        help="run the server",
+        description="Run the server. Settings come from the embedded defaults, then "
+        "CONFIG_DIR/flashphoner.properties, then these options.",
+    )
+    serve.add_argument("--config-dir", type=Path, help="folder holding flashphoner.properties (and loadbalancing.xml)")
+    serve.add_argument("--state-dir", type=Path, default=Path("state"),
+                       help="folder for generated state, e.g. the self-signed certificate (default: ./state)")
+    serve.add_argument("--bind", help="address every listener and media socket binds (default 0.0.0.0)")
+    serve.add_argument("--ws-port", type=int, help="WebSocket port (ws.port, default 8080; 0 = off)")
+    serve.add_argument("--wss-port", type=int, help="secure WebSocket port (wss.port, default 8443; 0 = off)")
+    serve.add_argument("--http-ports", type=_port_list, help="HTTP ports, comma separated (default 8081,9091)")
+    serve.add_argument("--https-ports", type=_port_list, help="HTTPS ports, comma separated (default 8444,8888)")
+    serve.add_argument("--media-ports", type=_media_ports, help="UDP range for media, LOW-HIGH (default 31000-31999)")
+    serve.add_argument("--websdk-dir", type=Path, help="the @flashphoner/websdk package served under /client2/")
+    serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    return parser
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    from .server import Server
+
+    overrides: dict[str, Any] = {
+        "bind": args.bind, "ws_port": args.ws_port, "wss_port": args.wss_port,
+        "http_ports": args.http_ports, "https_ports": args.https_ports,
+    }
+    if args.media_ports:
+        overrides["media_port_from"], overrides["media_port_to"] = args.media_ports
+    settings = load(args.config_dir, overrides)
+    server = Server(settings, args.state_dir, args.websdk_dir)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await server.start()
+    print(f"rtcdn {__version__} ready: {' '.join(server.urls)}", flush=True)
+    await stop.wait()
+    await server.close()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("aioice").setLevel(logging.WARNING)
+    logging.getLogger("aiortc").setLevel(logging.WARNING)
+    try:
+        return asyncio.run(_serve(args))
+    except ConfigError as exc:
+        print(f"rtcdn: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"rtcdn: cannot start: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""Server: the root object. It builds and owns every component and closes them in order."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from pathlib import Path
+
+from aiohttp import web
+
+from .config import Settings
+from .http.app import create_http_app, create_ws_app
+from .signaling.messages import FAILED_BY_ERROR
+from .signaling.session import SignalingSettings, WcsSession
+from .stream import StreamManager
+from .tls import ensure_self_signed, server_context
+from .webrtc import MediaConfig, PortRange, host_addresses
+
+logger = logging.getLogger(__name__)
+
+SHUTDOWN_INFO = "Server shutdown"
+
+
+def default_websdk_dir() -> Path | None:
+    """``web/node_modules/@flashphoner/websdk`` under the working dir or the source checkout."""
+    for base in (Path.cwd(), Path(__file__).resolve().parents[2]):
+        candidate = base / "web/node_modules/@flashphoner/websdk"
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+class Server:
+    """One rtcdn node. ``start()`` opens every listener; ``close()`` tells clients, closes
+    sessions, streams, peers and listeners, in that order (idempotent)."""
+
+    def __init__(self, settings: Settings, state_dir: Path, websdk_dir: Path | None = None) -> None:
+        self.settings = settings
+        self.state_dir = state_dir
+        self.websdk_dir = websdk_dir if websdk_dir is not None else default_websdk_dir()
+        self.streams = StreamManager()
+        self.sessions: dict[str, WcsSession] = {}
+        if settings.ip_local:
+            addresses = [settings.ip_local]
+        elif settings.bind not in ("0.0.0.0", ""):
+            addresses = [settings.bind]
+        else:
+            addresses = host_addresses()
+        self.media = MediaConfig(
+            addresses=addresses,
+            ports=PortRange(settings.media_port_from, settings.media_port_to),
+            public_ip=settings.ip,
+            codecs=settings.streaming_codecs,
+            connect_timeout=settings.webrtc_connect_timeout_ms / 1000,
+        )
+        self.signaling = SignalingSettings(
+            node_id=settings.node_id or settings.bind,
+            ping_interval=settings.keep_alive_interval_ms / 1000,
+            ping_probes=settings.keep_alive_probes,
+            keepalive_enabled=settings.keep_alive_enabled,
+        )
+        self._runners: list[web.AppRunner] = []
+        self._closed = False
+        self.urls: list[str] = []
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        s = self.settings
+        if s.tls_cert_file and s.tls_key_file:
+            return server_context(Path(s.tls_cert_file), Path(s.tls_key_file))
+        hosts = [h for h in (s.bind, s.ip, *self.media.addresses) if h and h != "0.0.0.0"]
+        return server_context(*ensure_self_signed(self.state_dir, hosts))
+
+    async def start(self) -> None:
+        s = self.settings
+        tls = self._ssl_context() if (s.wss_port or s.https_ports) else None
+        ws_runner = web.AppRunner(create_ws_app(self), handle_signals=False, access_log=None)
+        http_runner = web.AppRunner(create_http_app(self), handle_signals=False, access_log=None)
+        plan: list[tuple[web.AppRunner, int, ssl.SSLContext | None, str]] = []
+        if s.ws_port:
+            plan.append((ws_runner, s.ws_port, None, "ws"))
+        if s.wss_port:
+            plan.append((ws_runner, s.wss_port, tls, "wss"))
+        plan += [(http_runner, p, None, "http") for p in s.http_ports]
+        plan += [(http_runner, p, tls, "https") for p in s.https_ports]
+        try:
+            for runner in (ws_runner, http_runner):
+                await runner.setup()
+                self._runners.append(runner)
+            for runner, port, ctx, scheme in plan:
+                site = web.TCPSite(runner, s.bind, port, ssl_context=ctx, shutdown_timeout=1.0)
+                try:
+                    await site.start()
+                except OSError as exc:
+                    raise OSError(exc.errno, f"cannot listen on {s.bind}:{port} ({scheme}): {exc.strerror}") from exc
+                self.urls.append(f"{scheme}://{s.bind}:{port}")
+        except BaseException:
+            await self.close()
+            raise
+        logger.info("rtcdn listening: %s; media on %s ports %d-%d", ", ".join(self.urls),
+                    ",".join(self.media.addresses), s.media_port_from, s.media_port_to)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        logger.info("shutting down: %d session(s), %d stream(s)", len(self.sessions), len(self.streams))
+        await asyncio.gather(*(s.close(SHUTDOWN_INFO) for s in list(self.sessions.values())),
+                             return_exceptions=True)
+        self.streams.close_all(SHUTDOWN_INFO)
+        await asyncio.gather(*(p.close() for p in list(self.media.peers)), return_exceptions=True)
+        for runner in reversed(self._runners):
+            await runner.cleanup()
+        self._runners.clear()
+        logger.info("shutdown complete")
+
+
+__all__ = ["FAILED_BY_ERROR", "Server"]

@@ -1,0 +1,389 @@
+"""WcsSession: one WebSocket speaking the WCS WebSDK protocol, and the streams it publishes and plays.
+
+Lifecycle: created by the WebSocket handler, :meth:`WcsSession.run` reads frames until the socket
+closes or keep-alive gives up, then every stream of the session is ended and every peer closed.
+State changes happen in plain methods; negotiation runs in tasks owned by the session's TaskSet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from aiohttp import WSMsgType, web
+
+from ..stream import Stream, StreamError, StreamManager
+from ..tasks import TaskSet
+from ..webrtc import MediaConfig, PeerError, WebRtcPlayer, WebRtcPublisher
+from . import messages as m
+
+logger = logging.getLogger(__name__)
+
+# messages the SDK may send that need no answer (logged at debug level)
+_IGNORED = frozenset(
+    {"submitBugReport", "pushLogs", "sessionDebug", "webRTCMetricsClientDescription", "webRTCMetricsBatch"}
+)
+_SIP = frozenset({"answer", "hangup", "hold", "unhold", "sendDtmf", "transfer"})
+_MUTE_EVENTS = {
+    "audioMuted": ("audioState", True),
+    "audioUnmuted": ("audioState", False),
+    "videoMuted": ("videoState", True),
+    "videoUnmuted": ("videoState", False),
+}
+
+
+@dataclass
+class SignalingSettings:
+    node_id: str = "rtcdn"
+    ping_interval: float = 5.0
+    "keep_alive.server_interval (ms in the properties file)."
+    ping_probes: int = 10
+    "keep_alive.probes: unanswered pings before the session is closed."
+    keepalive_enabled: bool = True
+
+
+class SessionHost(Protocol):
+    """What a session needs from the server (declared here, implemented by :class:`rtcdn.server.Server`)."""
+
+    streams: StreamManager
+    media: MediaConfig
+    signaling: SignalingSettings
+    sessions: dict[str, WcsSession]
+
+
+@dataclass(eq=False)
+class MediaHandle:
+    """One publish or play of a session, keyed by the client's mediaSessionId."""
+
+    id: str
+    name: str
+    published: bool
+    peer: WebRtcPublisher | WebRtcPlayer
+    status: str = m.PENDING
+    stream: Stream | None = None
+    task: asyncio.Task[None] | None = None
+    created: float = field(default_factory=time.time)
+    states: dict[str, dict[str, bool]] = field(
+        default_factory=lambda: {"audioState": {"muted": False}, "videoState": {"muted": False}}
+    )
+
+    @property
+    def ended(self) -> bool:
+        return self.status in (m.UNPUBLISHED, m.STOPPED, m.FAILED)
+
+
+class WcsSession:
+    """One client connection. ``send`` is synchronous: frames go through an ordered queue."""
+
+    def __init__(self, host: SessionHost, ws: web.WebSocketResponse, remote: str) -> None:
+        self.host = host
+        self.ws = ws
+        self.id = f"/{remote}/{uuid.uuid4().hex[:8]}"
+        self.remote = remote
+        self.app_key = ""
+        self.established = False
+        self.created = time.time()
+        self.handles: dict[str, MediaHandle] = {}
+        self.tasks = TaskSet(f"session{self.id}")
+        self._out: asyncio.Queue[str | None] = asyncio.Queue()
+        self._missed_pongs = 0
+        self._closing = False
+        self._writer_task: asyncio.Task[None] | None = None
+        self._closers: set[asyncio.Task[None]] = set()
+        self._log = logging.LoggerAdapter(logger, {"session": self.id})
+
+    # --- I/O ------------------------------------------------------------------------------
+    def send(self, message: str, *data: Any) -> None:
+        if not self._closing:
+            self._out.put_nowait(m.frame(message, *data))
+
+    async def _writer(self) -> None:
+        while (text := await self._out.get()) is not None:
+            try:
+                await self.ws.send_str(text)
+            except (ConnectionError, RuntimeError):
+                return
+
+    async def _keepalive(self) -> None:
+        settings = self.host.signaling
+        while True:
+            await asyncio.sleep(settings.ping_interval)
+            if self._missed_pongs >= settings.ping_probes:
+                self._log.warning("session %s: %d pings unanswered, closing", self.id, self._missed_pongs)
+                await self.ws.close(code=4000, message=b"keep-alive: pings unanswered")
+                return
+            self._missed_pongs += 1
+            self.send("ping")
+
+    async def run(self) -> None:
+        """Serve the socket until it closes; then tear everything down."""
+        self.host.sessions[self.id] = self
+        self._log.info("session %s: connected", self.id)
+        self._writer_task = self.tasks.spawn(self._writer(), "writer")
+        if self.host.signaling.keepalive_enabled:
+            self.tasks.spawn(self._keepalive(), "keepalive")
+        try:
+            async for msg in self.ws:
+                if msg.type == WSMsgType.TEXT:
+                    self._missed_pongs = 0
+                    self._on_text(msg.data)
+                elif msg.type == WSMsgType.BINARY:
+                    self._fail_frame("binaryData", "binary frames are not supported on the session socket")
+                elif msg.type == WSMsgType.ERROR:
+                    self._log.warning("session %s: socket error %s", self.id, self.ws.exception())
+        finally:
+            await self.close(m.STOPPED_BY_SESSION_DISCONNECT)
+
+    async def close(self, info: str) -> None:
+        """Tell the client every stream ended, close peers and the socket, stop tasks (idempotent)."""
+        if self._closing:
+            return
+        for handle in list(self.handles.values()):
+            self._end(handle, m.UNPUBLISHED if handle.published else m.STOPPED, info)
+        self._closing = True
+        self._out.put_nowait(None)
+        if self._writer_task is not None and not self.ws.closed:
+            await asyncio.wait({self._writer_task}, timeout=2.0)
+        if not self.ws.closed:
+            await self.ws.close(code=1001, message=info.encode()[:120])
+        if self._closers:
+            await asyncio.wait(self._closers, timeout=5.0)
+        await self.tasks.close()
+        self.host.sessions.pop(self.id, None)
+        self._log.info("session %s: closed (%s)", self.id, info)
+
+    # --- dispatch -------------------------------------------------------------------------
+    def _on_text(self, text: str) -> None:
+        try:
+            message, payload = m.parse_frame(text)
+        except m.ProtocolError as exc:
+            self._fail_frame(None, str(exc))
+            return
+        handler: Callable[[Any], None] | None = getattr(self, f"_on_{message}", None)
+        if message in _IGNORED:
+            self._log.debug("session %s: %s ignored", self.id, message)
+        elif message in _SIP:
+            self._log.info("session %s: SIP message %s ignored (SIP is not supported)", self.id, message)
+        elif handler is None:
+            self._fail_frame(message, f"unknown message {message!r}")
+        elif not self.established and message not in ("connection", "pong", "ping"):
+            self._refuse_before_connection(message, payload)
+        else:
+            handler(payload)
+
+    def _fail_frame(self, method: str | None, info: str) -> None:
+        self._log.warning("session %s: bad frame: %s", self.id, info)
+        self.send("fail", {"apiMethod": method or "unknown", "info": info})
+
+    def _refuse_before_connection(self, message: str, payload: Any) -> None:
+        msid = m.text_field(payload, "mediaSessionId")
+        if message in ("publishStream", "playStream") and msid:
+            self.send(
+                "notifyStreamStatusEvent",
+                {"mediaSessionId": msid, "name": m.text_field(payload, "name") or "",
+                 "status": m.FAILED, "info": m.SESSION_NOT_READY},
+            )
+        self._fail_frame(message, f"{message} before 'connection': {m.SESSION_NOT_READY}")
+
+    def _on_connection(self, payload: Any) -> None:
+        if self.established:
+            self._log.info("session %s: repeated connection ignored", self.id)
+            return
+        obj = payload if isinstance(payload, dict) else {}
+        self.app_key = str(obj.get("appKey") or "defaultApp")
+        self.established = True
+        reply = {k: obj[k] for k in ("appKey", "mediaProviders", "clientVersion", "clientOSVersion",
+                                      "clientBrowserVersion", "msePacketizationVersion", "custom") if k in obj}
+        reply.update(
+            nodeId=self.host.signaling.node_id, sessionId=self.id, authToken=str(uuid.uuid4()),
+            useWsTunnel=False, useWsTunnelPacketization2=False, useBase64BinaryEncoding=False,
+            status="ESTABLISHED",
+        )
+        self.send("getUserData", reply)
+
+    def _on_pong(self, payload: Any) -> None:
+        self._missed_pongs = 0
+
+    def _on_ping(self, payload: Any) -> None:
+        self.send("pong")
+
+    # --- publish / play -------------------------------------------------------------------
+    def _new_handle(self, payload: Any, published: bool) -> MediaHandle | None:
+        msid = m.text_field(payload, "mediaSessionId")
+        name = m.text_field(payload, "name") or ""
+        if msid is None:
+            self._fail_frame("publishStream" if published else "playStream", m.MEDIASESSION_ID_NULL)
+            return None
+        if msid in self.handles:
+            self._status(msid, name, published, m.FAILED, m.MEDIASESSION_ID_IN_USE)
+            return None
+        if not name:
+            self._status(msid, name, published, m.FAILED, "Stream name is empty")
+            return None
+        peer_cls = WebRtcPublisher if published else WebRtcPlayer
+        peer = peer_cls(self.host.media, f"{'publish' if published else 'play'} {name!r} {msid}")
+        handle = MediaHandle(id=msid, name=name, published=published, peer=peer)
+        self.handles[msid] = handle
+        return handle
+
+    def _on_publishStream(self, payload: Any) -> None:
+        handle = self._new_handle(payload, True)
+        if handle is not None:
+            handle.task = self.tasks.spawn(self._publish(handle, payload.get("sdp")), f"publish:{handle.id}")
+
+    def _on_playStream(self, payload: Any) -> None:
+        handle = self._new_handle(payload, False)
+        if handle is not None:
+            handle.task = self.tasks.spawn(self._play(handle, payload.get("sdp")), f"play:{handle.id}")
+
+    async def _publish(self, h: MediaHandle, offer: Any) -> None:
+        peer = h.peer
+        assert isinstance(peer, WebRtcPublisher)
+        try:
+            h.stream = stream = self.host.streams.create(h.name, peer)
+        except StreamError as exc:
+            self._end(h, m.FAILED, exc.info)
+            return
+        peer.on_end = lambda info: self._end(h, m.UNPUBLISHED, info)
+        peer.on_lost = lambda info: self._end(h, m.FAILED, info)
+        try:
+            sdp = await peer.answer(offer, stream.forward)
+            stream.set_tracks(peer.tracks)
+            self.send("setRemoteSDP", h.id, sdp)
+            await peer.wait_connected()
+        except PeerError as exc:
+            self._log.warning("session %s: publish %r failed: %s", self.id, h.name, exc)
+            self._end(h, m.FAILED, exc.info)
+            return
+        stream.go_live()
+        h.status = m.PUBLISHING
+        self._log.info("session %s: publishing %r (%s)", self.id, h.name,
+                       ", ".join(t.mime_type for t in peer.tracks))
+        self._status_of(h)
+
+    async def _play(self, h: MediaHandle, offer: Any) -> None:
+        peer = h.peer
+        assert isinstance(peer, WebRtcPlayer)
+        try:
+            stream = self.host.streams.get_live(h.name)
+        except StreamError as exc:
+            self._end(h, m.FAILED, exc.info)
+            return
+        h.stream = stream
+        peer.on_end = lambda info: self._end(h, m.STOPPED, info)
+        peer.on_lost = lambda info: self._end(h, m.FAILED, info)
+        peer.on_event = lambda event: self.send("notifyStreamEvent", {**event, "mediaSessionId": h.id})
+        try:
+            sdp = await peer.answer(offer, stream.track_infos())
+            self.send("setRemoteSDP", h.id, sdp)
+            await peer.wait_connected()
+        except PeerError as exc:
+            self._log.warning("session %s: play %r failed: %s", self.id, h.name, exc)
+            self._end(h, m.FAILED, exc.info)
+            return
+        if stream.closed:
+            self._end(h, m.STOPPED, m.STOPPED_BY_PUBLISHER_STOP)
+            return
+        peer.build_sinks()
+        peer.stream = stream
+        stream.add_player(peer)
+        h.status = m.PLAYING
+        self._log.info("session %s: playing %r", self.id, h.name)
+        self._status_of(h)
+
+    def _end(self, h: MediaHandle, status: str, info: str) -> None:
+        """Finish a publish/play: tell the client, detach from the stream, close the peer."""
+        if h.ended:
+            return
+        h.status = status
+        self.handles.pop(h.id, None)
+        self._status_of(h, info)
+        if h.task is not None and h.task is not asyncio.current_task():
+            h.task.cancel()
+        stream = h.stream
+        if stream is not None:
+            if h.published and stream.publisher is h.peer:
+                stream.close(m.STOPPED_BY_PUBLISHER_STOP)
+            elif not h.published and isinstance(h.peer, WebRtcPlayer):
+                stream.remove_player(h.peer)
+        self._log.info("session %s: %s %r %s (%s)", self.id, "publish" if h.published else "play",
+                       h.name, status, info)
+        closer = self.tasks.spawn(h.peer.close(), f"close:{h.id}")
+        self._closers.add(closer)
+        closer.add_done_callback(self._closers.discard)
+
+    def _status(self, msid: str, name: str, published: bool, status: str, info: str = "", **extra: Any) -> None:
+        self.send(
+            "notifyStreamStatusEvent",
+            {"mediaSessionId": msid, "name": name, "published": published, "status": status,
+             "info": info, "sessionId": self.id, "mediaProvider": "WebRTC", **extra},
+        )
+
+    def _status_of(self, h: MediaHandle, info: str = "") -> None:
+        extra: dict[str, Any] = dict(h.states)
+        tracks = h.stream.track_infos() if h.stream is not None else {}
+        extra["hasAudio"] = "audio" in tracks
+        extra["hasVideo"] = "video" in tracks
+        if "audio" in tracks:
+            extra["audioCodec"] = tracks["audio"].codec_name
+        if "video" in tracks:
+            extra["videoCodec"] = tracks["video"].codec_name
+        self._status(h.id, h.name, h.published, h.status, info, **extra)
+
+    def _stop(self, payload: Any, published: bool) -> None:
+        msid = m.text_field(payload, "mediaSessionId")
+        h = self.handles.get(msid) if msid else None
+        if h is None or h.published != published:
+            return  # unknown or finished: a silent no-op, as the SDK expects
+        self._end(h, m.UNPUBLISHED if published else m.STOPPED, m.STOPPED_BY_USER)
+
+    def _on_unPublishStream(self, payload: Any) -> None:
+        self._stop(payload, True)
+
+    def _on_stopStream(self, payload: Any) -> None:
+        self._stop(payload, False)
+
+    # --- small requests -------------------------------------------------------------------
+    def _on_availableStream(self, payload: Any) -> None:
+        msid = m.text_field(payload, "mediaSessionId") or ""
+        name = m.text_field(payload, "name") or ""
+        try:
+            self.host.streams.get_live(name)
+        except StreamError as exc:
+            self.send("availableStream", {"id": msid, "status": "false", "info": exc.info})
+        else:
+            self.send("availableStream", {"id": msid, "status": "true"})
+
+    def _on_sendStreamEvent(self, payload: Any) -> None:
+        msid = m.text_field(payload, "mediaSessionId")
+        event_type = m.text_field(payload, "type")
+        h = self.handles.get(msid) if msid else None
+        if h is None or not h.published or h.stream is None or event_type is None:
+            self._fail_frame("sendStreamEvent", "sendStreamEvent needs the mediaSessionId of a published stream")
+            return
+        if event_type in _MUTE_EVENTS:
+            key, muted = _MUTE_EVENTS[event_type]
+            h.states[key] = {"muted": muted}
+        event: dict[str, Any] = {"streamName": h.name, "type": event_type}
+        if isinstance(payload, dict) and "payload" in payload:
+            event["payload"] = payload["payload"]
+        h.stream.notify_event(event)
+
+    def _on_snapshot(self, payload: Any) -> None:
+        msid = m.text_field(payload, "mediaSessionId") or ""
+        self.send("notifyStreamEvent", {"mediaSessionId": msid, "type": "snapshotFailed",
+                                        "payload": {"info": "Snapshots are not supported: rtcdn does not decode media"}})
+
+    def _on_sendData(self, payload: Any) -> None:
+        op = payload.get("operationId") if isinstance(payload, dict) else None
+        self.send("DataStatusEvent", {"operationId": op, "status": "FAILED",
+                                      "info": "sendData is not supported (no REST hook backend)"})
+
+    def _on_call(self, payload: Any) -> None:
+        call_id = payload.get("callId") if isinstance(payload, dict) else None
+        self.send("finish", {"callId": call_id, "status": "FAILED", "info": "SIP calls are not supported"})

@@ -1,0 +1,390 @@
+"""Every use of aiortc's and aioice's private API, in one place (aiortc==1.16.0, aioice==0.13.0).
+
+aiortc's public API decodes what it receives and encodes what it sends; an SFU needs the RTP
+below that. The hooks here:
+
+* :func:`register_codecs` adds VP9 to aiortc's codec table (it is never decoded, only forwarded);
+* :func:`gather_host_candidates` replaces aioice's gathering with host candidates on chosen
+  addresses and a UDP port range;
+* :func:`install_ingest` takes a publisher connection's decrypted RTP at
+  ``RTCDtlsTransport._handle_rtp_data`` and keeps aiortc's RTCP receiver reports, REMB and NACK;
+* :func:`install_egress` turns an ``RTCRtpSender`` into a passthrough sender: no encoder, our
+  sender reports, NACK and PLI handed to callbacks;
+* :func:`fast_transmit` sends SRTP synchronously on the nominated ICE pair.
+
+``tests/webrtc/test_aiortc_adapter.py`` checks every private name used here still exists.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import random
+import socket
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from aioice import ice as aioice_ice
+from aiortc import RTCRtpCodecParameters, RTCRtpReceiver, RTCRtpSender
+from aiortc import clock as aiortc_clock
+from aiortc import codecs as aiortc_codecs
+from aiortc.rate import RemoteBitrateEstimator
+from aiortc.rtcdtlstransport import RTCDtlsTransport
+from aiortc.rtcrtpparameters import RTCRtcpFeedback, RTCRtpHeaderExtensionParameters
+from aiortc.rtcrtpreceiver import NackGenerator, StreamStatistics
+from ..rtp import RtpError, unwrap_rtx
+
+from aiortc.rtp import (
+    RTCP_PSFB_APP,
+    RTCP_PSFB_PLI,
+    RtcpPsfbPacket,
+    RtcpRtpfbPacket,
+    RtcpSdesPacket,
+    RtcpSenderInfo,
+    RtcpSourceInfo,
+    RtcpSrPacket,
+    RtpPacket,
+    pack_remb_fci,
+)
+
+logger = logging.getLogger(__name__)
+
+VIDEO_ORIENTATION = "urn:3gpp:video-orientation"
+_registered = False
+
+
+def register_codecs() -> None:
+    """Let aiortc negotiate VP9 and the video-orientation extension (idempotent).
+
+    aiortc keeps its codec table in module-level lists; rtcdn never decodes, so any codec can be
+    negotiated and forwarded. PT 103/104 do not collide with aiortc's own (96-102).
+    """
+    global _registered
+    if _registered:
+        return
+    _registered = True
+    video = aiortc_codecs.CODECS["video"]
+    feedback = [
+        RTCRtcpFeedback(type="nack"),
+        RTCRtcpFeedback(type="nack", parameter="pli"),
+        RTCRtcpFeedback(type="goog-remb"),
+    ]
+    video += [
+        RTCRtpCodecParameters(
+            mimeType="video/VP9", clockRate=90000, payloadType=103, rtcpFeedback=feedback,
+            parameters={"profile-id": "0"},
+        ),
+        RTCRtpCodecParameters(mimeType="video/rtx", clockRate=90000, payloadType=104, parameters={"apt": 103}),
+    ]
+    aiortc_codecs.HEADER_EXTENSIONS["video"].append(RTCRtpHeaderExtensionParameters(id=4, uri=VIDEO_ORIENTATION))
+
+
+# --- ICE gathering --------------------------------------------------------------------------
+
+
+class PortRange:
+    """Hands out UDP ports from ``[low, high]`` round robin; 0/0 lets the OS choose."""
+
+    def __init__(self, low: int, high: int) -> None:
+        self.low, self.high = low, high
+        self._next = low
+
+    def bind(self, address: str) -> socket.socket:
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            if not self.low:
+                sock.bind((address, 0))
+                return sock
+            count = self.high - self.low + 1
+            for _ in range(count):
+                port = self._next
+                self._next = self.low if port >= self.high else port + 1
+                try:
+                    sock.bind((address, port))
+                    return sock
+                except OSError as exc:
+                    if exc.errno != errno.EADDRINUSE:
+                        raise
+            raise OSError(errno.EADDRINUSE, f"no free UDP port in {self.low}-{self.high} on {address}")
+        except BaseException:
+            sock.close()
+            raise
+
+
+def host_addresses() -> list[str]:
+    """The machine's IPv4 addresses aioice would use (it leaves out 127.0.0.1)."""
+    return aioice_ice.get_host_addresses(use_ipv4=True, use_ipv6=False) or ["127.0.0.1"]
+
+
+def patch_gathering(pc: Any, addresses: Sequence[str], ports: PortRange, public_ip: str | None) -> None:
+    """Make every ICE gatherer of ``pc`` use :func:`gather_host_candidates`."""
+    for transceiver in pc.getTransceivers():
+        conn = transceiver.receiver.transport.transport.iceGatherer._connection
+
+        async def gather(conn: Any = conn) -> None:
+            await gather_host_candidates(conn, addresses, ports, public_ip)
+
+        conn.gather_candidates = gather
+
+
+async def gather_host_candidates(
+    conn: Any, addresses: Sequence[str], ports: PortRange, public_ip: str | None
+) -> None:
+    """Gather one UDP host candidate per address, bound inside the port range."""
+    if conn._local_candidates_start:
+        return
+    conn._local_candidates_start = True
+    loop = asyncio.get_running_loop()
+    for address in addresses:
+        try:
+            sock = ports.bind(address)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+            _, protocol = await loop.create_datagram_endpoint(
+                lambda: aioice_ice.StunProtocol(conn), sock=sock
+            )
+        except OSError as exc:
+            logger.warning("ICE: cannot bind %s: %s", address, exc)
+            continue
+        host, port = protocol.transport.get_extra_info("sockname")[:2]
+        host = public_ip or host
+        protocol.local_candidate = aioice_ice.Candidate(
+            foundation=aioice_ice.candidate_foundation("host", "udp", host),
+            component=1,
+            transport="udp",
+            priority=aioice_ice.candidate_priority(1, "host"),
+            host=host,
+            port=port,
+            type="host",
+        )
+        conn._protocols.append(protocol)
+        conn._local_candidates.append(protocol.local_candidate)
+    conn._local_candidates_end = True
+
+
+def open_udp_sockets(pc: Any) -> int:
+    """How many UDP sockets the connection's ICE agents hold (for leak checks)."""
+    n = 0
+    for transceiver in pc.getTransceivers():
+        conn = transceiver.receiver.transport.transport.iceGatherer._connection
+        n += sum(1 for p in conn._protocols if p.transport is not None and not p.transport.is_closing())
+    return n
+
+
+# --- sending ----------------------------------------------------------------------------------
+
+
+def fast_transmit(dtls: RTCDtlsTransport) -> tuple[Callable[[bytes], None], Callable[[bytes], None]]:
+    """Synchronous RTP and RTCP senders: SRTP-protect and ``sendto`` on the nominated pair."""
+    pair = dtls.transport._connection._nominated[1]
+    sendto = pair.protocol.transport.sendto
+    addr = pair.remote_addr
+    srtp = dtls._tx_srtp
+    protect, protect_rtcp = srtp.protect, srtp.protect_rtcp
+
+    def send_rtp(data: bytes) -> None:
+        sendto(protect(data), addr)
+
+    def send_rtcp(data: bytes) -> None:
+        sendto(protect_rtcp(data), addr)
+
+    return send_rtp, send_rtcp
+
+
+# --- ingest (publisher → server) ------------------------------------------------------------
+
+
+class IngestTrack:
+    """Per-kind receive state: stats for receiver reports, NACK generation, RTX mapping."""
+
+    def __init__(self, kind: str, receiver: RTCRtpReceiver, codecs: Sequence[RTCRtpCodecParameters]) -> None:
+        self.kind = kind
+        self.receiver = receiver
+        self.clock_rate = codecs[0].clockRate if codecs else 90000
+        self.media_ssrc: int | None = None
+        self.nack = NackGenerator() if kind == "video" else None
+        self.stats: dict[int, StreamStatistics] = receiver._RTCRtpReceiver__remote_streams
+
+
+OnRtp = Callable[[str, bytes, int, int], None]
+
+
+def install_ingest(
+    dtls: RTCDtlsTransport,
+    tracks: dict[int, tuple[IngestTrack, int | None]],
+    on_rtp: OnRtp,
+) -> Callable[[], None]:
+    """Route the publisher's decrypted RTP to ``on_rtp(kind, data, seq, timestamp)``.
+
+    ``tracks`` maps each negotiated payload type to its track and, for RTX payload types, the
+    payload type it carries (``apt``). RTX is unwrapped; REMB is sent so the publisher's bitrate
+    climbs; NACKs are sent for gaps. Returns ``request_keyframe()`` which sends a PLI.
+    """
+    extensions_map = dtls._rtp_header_extensions_map
+    estimator = RemoteBitrateEstimator()
+    video = next((t for t, apt in tracks.values() if t.kind == "video" and apt is None), None)
+    send_rtcp_holder: list[Callable[[bytes], None]] = []
+
+    def rtcp_ssrc(track: IngestTrack) -> int | None:
+        ssrc: int | None = track.receiver._RTCRtpReceiver__rtcp_ssrc
+        return ssrc
+
+    def send_rtcp(packet: Any) -> None:
+        if not send_rtcp_holder:
+            try:
+                send_rtcp_holder.append(fast_transmit(dtls)[1])
+            except (KeyError, AttributeError):
+                return
+        send_rtcp_holder[0](bytes(packet))
+
+    async def handle_rtp_data(data: bytes, arrival_time_ms: int) -> None:
+        try:
+            packet = RtpPacket.parse(data, extensions_map)
+        except ValueError:
+            return
+        entry = tracks.get(packet.payload_type)
+        if entry is None:
+            return
+        track, apt = entry
+        stats = track.stats.get(packet.ssrc)
+        if stats is None:
+            stats = track.stats[packet.ssrc] = StreamStatistics(track.clock_rate)
+        stats.add(packet)
+        if track is video and packet.extensions.abs_send_time is not None:
+            remb = estimator.add(
+                abs_send_time=packet.extensions.abs_send_time,
+                arrival_time_ms=arrival_time_ms,
+                payload_size=len(packet.payload) + packet.padding_size,
+                ssrc=packet.ssrc,
+            )
+            ssrc = rtcp_ssrc(track)
+            if remb is not None and ssrc is not None:
+                send_rtcp(RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=ssrc, media_ssrc=0, fci=pack_remb_fci(*remb)))
+        if apt is not None:
+            if track.media_ssrc is None or len(packet.payload) < 2:
+                return
+            try:
+                data = unwrap_rtx(data, apt, track.media_ssrc)
+            except RtpError:
+                return
+            packet = RtpPacket.parse(data, extensions_map)
+        else:
+            track.media_ssrc = packet.ssrc
+        if not packet.payload:
+            return  # padding-only probe
+        if track.nack is not None and track.nack.add(packet):
+            ssrc = rtcp_ssrc(track)
+            if ssrc is not None:
+                nack = RtcpRtpfbPacket(fmt=1, ssrc=ssrc, media_ssrc=packet.ssrc)
+                nack.lost = sorted(track.nack.missing)
+                send_rtcp(nack)
+        on_rtp(track.kind, data, packet.sequence_number, packet.timestamp)
+
+    dtls._handle_rtp_data = handle_rtp_data
+
+    def request_keyframe() -> None:
+        if video is None or video.media_ssrc is None:
+            return
+        ssrc = rtcp_ssrc(video)
+        if ssrc is not None:
+            send_rtcp(RtcpPsfbPacket(fmt=RTCP_PSFB_PLI, ssrc=ssrc, media_ssrc=video.media_ssrc))
+
+    return request_keyframe
+
+
+def stop_decoder_on_receive(receiver: RTCRtpReceiver) -> None:
+    """aiortc starts a decoder thread in ``receive()``; rtcdn never decodes, so stop it at once."""
+    original = receiver.receive
+
+    async def receive(parameters: Any) -> None:
+        await original(parameters)
+        receiver._RTCRtpReceiver__stop_decoder()
+
+    receiver.receive = receive
+
+
+# --- egress (server → player) ---------------------------------------------------------------
+
+
+class EgressState:
+    """What a passthrough sender needs for its sender reports."""
+
+    def __init__(self) -> None:
+        self.packets = 0
+        self.octets = 0
+        self.clock_rate = 90000
+        self.last_rtp_time: Callable[[], tuple[int, float] | None] = lambda: None
+        self.counters: Callable[[], tuple[int, int]] = lambda: (0, 0)
+
+
+def install_egress(
+    sender: RTCRtpSender,
+    stream_id: str,
+    state: EgressState,
+    on_nack: Callable[[list[int]], None],
+    on_keyframe_request: Callable[[], None],
+) -> None:
+    """Make ``sender`` a passthrough sender: no track/encoder loop, our SRs, callbacks for feedback."""
+    sender._stream_id = stream_id
+    started_rtp = sender._RTCRtpSender__rtp_started
+    exited_rtp = sender._RTCRtpSender__rtp_exited
+    started_rtcp = sender._RTCRtpSender__rtcp_started
+    exited_rtcp = sender._RTCRtpSender__rtcp_exited
+
+    async def run_rtp(codec: Any) -> None:
+        started_rtp.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            pass
+        finally:
+            exited_rtp.set()
+
+    async def run_rtcp() -> None:
+        started_rtcp.set()
+        try:
+            while True:
+                await asyncio.sleep(0.5 + random.random())
+                await _send_sender_report(sender, state)
+        except asyncio.CancelledError:
+            pass
+        finally:
+            exited_rtcp.set()
+
+    async def retransmit(sequence_number: int) -> None:
+        on_nack([sequence_number])
+
+    sender._run_rtp = run_rtp
+    sender._run_rtcp = run_rtcp
+    sender._retransmit = retransmit
+    sender._send_keyframe = on_keyframe_request
+
+
+async def _send_sender_report(sender: RTCRtpSender, state: EgressState) -> None:
+    last = state.last_rtp_time()
+    if last is None:
+        return
+    rtp_ts, wall = last
+    now = time.time()
+    rtp_now = (rtp_ts + int((now - wall) * state.clock_rate)) & 0xFFFFFFFF
+    packets, octets = state.counters()
+    cname = sender._RTCRtpSender__cname
+    report: bytes = bytes(
+        RtcpSrPacket(
+            ssrc=sender._ssrc,
+            sender_info=RtcpSenderInfo(
+                ntp_timestamp=aiortc_clock.current_ntp_time(),
+                rtp_timestamp=rtp_now,
+                packet_count=packets & 0xFFFFFFFF,
+                octet_count=octets & 0xFFFFFFFF,
+            ),
+        )
+    )
+    if cname:
+        report += bytes(RtcpSdesPacket(chunks=[RtcpSourceInfo(ssrc=sender._ssrc, items=[(1, cname.encode())])]))
+    try:
+        await sender.transport._send_rtp(report)
+    except ConnectionError:
+        pass

@@ -1,0 +1,287 @@
+"""WebRTC ends of a Stream: :class:`WebRtcPublisher` (media in) and :class:`WebRtcPlayer` (media out).
+
+Each wraps one aiortc ``RTCPeerConnection`` used only for SDP, ICE and DTLS-SRTP; RTP goes
+through the hooks in :mod:`rtcdn.webrtc._aiortc`. Neither knows about signaling: the WCS session
+(or, later, a relay agent) gives them an SDP offer and gets an answer back.
+
+Lifecycle of both: ``answer()`` once → ``wait_connected()`` → attached to a Stream →
+``close()`` once (idempotent); a closed peer is never reused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.exceptions import InvalidAccessError, InvalidStateError, OperationError
+from aiortc.rtcrtpparameters import RTCRtpCodecCapability, RTCRtpCodecParameters
+
+from ..rtp import RtpRewriter, RtpSink, TrackInfo, extension_id_map
+from . import _aiortc
+from ._aiortc import EgressState, IngestTrack, OnRtp, PortRange
+
+logger = logging.getLogger(__name__)
+
+_CODEC_NAMES = {
+    "opus": "audio/opus",
+    "alaw": "audio/PCMA",
+    "pcma": "audio/PCMA",
+    "ulaw": "audio/PCMU",
+    "pcmu": "audio/PCMU",
+    "g722": "audio/G722",
+    "vp8": "video/VP8",
+    "vp9": "video/VP9",
+    "h264": "video/H264",
+}
+KNOWN_CODECS = frozenset(_CODEC_NAMES)
+
+
+class PeerError(Exception):
+    """Negotiation or connection failed; ``info`` is the WCS info string."""
+
+    def __init__(self, info: str, detail: str = "") -> None:
+        super().__init__(f"{info}: {detail}" if detail else info)
+        self.info = info
+
+
+@dataclass
+class MediaConfig:
+    """How peers gather candidates and which codecs publishers may use."""
+
+    addresses: Sequence[str]
+    ports: PortRange
+    public_ip: str | None = None
+    codecs: Sequence[str] = ("opus", "alaw", "ulaw", "g722", "vp8", "h264", "vp9")
+    "Preference order, WCS names (``codecs=`` in flashphoner.properties); unknown names are ignored."
+    connect_timeout: float = 15.0
+    peers: set[_Peer] = field(default_factory=set)
+    "Every open peer, for leak checks and shutdown."
+
+    def preferred_mimes(self) -> list[str]:
+        return [_CODEC_NAMES[c] for c in self.codecs if c in _CODEC_NAMES]
+
+
+def _is_rtx(codec: RTCRtpCodecParameters) -> bool:
+    return bool(codec.mimeType.lower().endswith("/rtx"))
+
+
+def _check_offer(sdp: str) -> None:
+    if not isinstance(sdp, str) or not sdp.lstrip().startswith("v=") or "\nm=" not in sdp:
+        raise PeerError("Failed by error", "SDP offer is missing or not an SDP")
+
+
+class _Peer:
+    def __init__(self, media: MediaConfig, label: str) -> None:
+        _aiortc.register_codecs()
+        self.label = label
+        self._media = media
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self._connected = asyncio.Event()
+        self._ended = asyncio.Event()
+        self._was_connected = False
+        self.on_lost: Callable[[str], None] | None = None
+        self.closed = False
+        media.peers.add(self)
+        self.pc.on("connectionstatechange", self._on_state)
+
+    def _on_state(self) -> None:
+        state = self.pc.connectionState
+        logger.debug("%s: connection %s", self.label, state)
+        if state == "connected":
+            self._was_connected = True
+            self._connected.set()
+        elif state in ("failed", "closed"):
+            self._ended.set()
+            if self._was_connected and not self.closed and self.on_lost is not None:
+                self.on_lost("Failed by ICE keep alive")
+
+    async def _negotiate(self, offer_sdp: str, prepare: Callable[[], None] | None = None) -> str:
+        _check_offer(offer_sdp)
+        try:
+            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+        except OperationError as exc:
+            raise PeerError("No common codecs", str(exc)) from exc
+        except (ValueError, InvalidAccessError, InvalidStateError, KeyError, IndexError) as exc:
+            raise PeerError("Failed by error", f"bad SDP offer: {exc}") from exc
+        if prepare is not None:
+            prepare()
+        _aiortc.patch_gathering(self.pc, self._media.addresses, self._media.ports, self._media.public_ip)
+        answer = await self.pc.createAnswer()
+        await self.pc.setLocalDescription(answer)
+        return str(self.pc.localDescription.sdp)
+
+    async def wait_connected(self, timeout: float | None = None) -> None:
+        """Wait for ICE + DTLS; raises :class:`PeerError` with the WCS info on failure."""
+        timeout = self._media.connect_timeout if timeout is None else timeout
+        connected = asyncio.ensure_future(self._connected.wait())
+        ended = asyncio.ensure_future(self._ended.wait())
+        try:
+            await asyncio.wait({connected, ended}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            connected.cancel()
+            ended.cancel()
+            await asyncio.gather(connected, ended, return_exceptions=True)
+        if self._connected.is_set():
+            return
+        if self.pc.iceConnectionState == "completed":
+            raise PeerError("Failed by DTLS error")
+        raise PeerError("Failed by ICE timeout")
+
+    def _dtls(self) -> Any:
+        return self.pc.getTransceivers()[0].receiver.transport
+
+    def udp_sockets(self) -> int:
+        return _aiortc.open_udp_sockets(self.pc)
+
+    async def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            await self.pc.close()
+        finally:
+            self._media.peers.discard(self)
+
+
+class WebRtcPublisher(_Peer):
+    """Receives a publisher's media and hands raw RTP to ``on_rtp`` (a Stream's ``forward``)."""
+
+    def __init__(self, media: MediaConfig, label: str) -> None:
+        super().__init__(media, label)
+        self.tracks: list[TrackInfo] = []
+        self._request_keyframe: Callable[[], None] = lambda: None
+        self.on_end: Callable[[str], None] | None = None
+
+    async def answer(self, offer_sdp: str, on_rtp: OnRtp) -> str:
+        """Answer a sendonly offer with one codec per kind (the best by preference)."""
+        payload_types: dict[int, tuple[IngestTrack, int | None]] = {}
+
+        def choose_codecs() -> None:
+            preferred = self._media.preferred_mimes()
+            for transceiver in self.pc.getTransceivers():
+                usable = [c for c in transceiver._codecs if not _is_rtx(c) and c.mimeType in preferred]
+                if not usable:
+                    raise PeerError("No common codecs", f"no usable {transceiver.kind} codec in the offer")
+                best = min(usable, key=lambda c: preferred.index(c.mimeType))
+                rtx = [c for c in transceiver._codecs if _is_rtx(c) and c.parameters.get("apt") == best.payloadType]
+                transceiver._codecs = [best, *rtx[:1]]
+                track = IngestTrack(transceiver.kind, transceiver.receiver, [best])
+                payload_types[best.payloadType] = (track, None)
+                for codec in rtx[:1]:
+                    payload_types[codec.payloadType] = (track, best.payloadType)
+                self.tracks.append(
+                    TrackInfo(
+                        kind=transceiver.kind,
+                        mime_type=best.mimeType,
+                        clock_rate=best.clockRate,
+                        payload_type=best.payloadType,
+                        channels=best.channels,
+                        parameters=dict(best.parameters),
+                        extensions={e.id: e.uri for e in transceiver._headerExtensions},
+                    )
+                )
+                _aiortc.stop_decoder_on_receive(transceiver.receiver)
+
+        sdp = await self._negotiate(offer_sdp, choose_codecs)
+        if not self.tracks:
+            raise PeerError("No common codecs", "the offer has no audio or video")
+        self._request_keyframe = _aiortc.install_ingest(self._dtls(), payload_types, on_rtp)
+        return sdp
+
+    def request_keyframe(self) -> None:
+        self._request_keyframe()
+
+    def on_stream_end(self, info: str) -> None:
+        if self.on_end is not None:
+            self.on_end(info)
+
+
+class WebRtcPlayer(_Peer):
+    """Sends a Stream's RTP to one player; implements :class:`rtcdn.stream.Player`."""
+
+    def __init__(self, media: MediaConfig, label: str) -> None:
+        super().__init__(media, label)
+        self._sinks: dict[str, RtpSink] = {}
+        self._plans: dict[str, tuple[Any, TrackInfo, dict[str, int], EgressState]] = {}
+        self.stream: Any = None
+        self.on_end: Callable[[str], None] | None = None
+        self.on_event: Callable[[dict[str, object]], None] | None = None
+
+    async def answer(self, offer_sdp: str, tracks: Mapping[str, TrackInfo]) -> str:
+        """Answer a recvonly offer with exactly the publisher's codecs."""
+        _check_offer(offer_sdp)
+        offered = {line.split()[0][2:] for line in offer_sdp.splitlines() if line.startswith("m=")}
+        stream_id = f"rtcdn-{uuid.uuid4().hex[:12]}"
+        for kind, info in tracks.items():
+            if kind not in offered:
+                continue
+            transceiver = self.pc.addTransceiver(kind, direction="sendonly")
+            transceiver._preferred_codecs = [
+                RTCRtpCodecCapability(
+                    mimeType=info.mime_type,
+                    clockRate=info.clock_rate,
+                    channels=info.channels,
+                    parameters=dict(info.parameters),
+                )
+            ]
+            state = EgressState()
+            state.clock_rate = info.clock_rate
+            self._plans[kind] = (transceiver, info, {}, state)
+            _aiortc.install_egress(
+                transceiver.sender,
+                stream_id,
+                state,
+                on_nack=lambda seqs, kind=kind: self._on_nack(kind, seqs),
+                on_keyframe_request=self._on_keyframe_request,
+            )
+        if not self._plans:
+            raise PeerError("No common codecs", "the offer asks for no kind the stream has")
+        sdp = await self._negotiate(offer_sdp)
+        for kind, (transceiver, info, ext_ids, _) in self._plans.items():
+            if not transceiver._codecs or transceiver._codecs[0].mimeType.lower() != info.mime_type.lower():
+                raise PeerError("No common codecs", f"the player cannot take {info.mime_type}")
+            ext_ids.update({e.uri: e.id for e in transceiver._headerExtensions})
+        return sdp
+
+    def build_sinks(self) -> None:
+        """Once connected: one sink per track, sending on the nominated ICE pair."""
+        send_rtp, _ = _aiortc.fast_transmit(self._dtls())
+        for kind, (transceiver, info, ext_ids, state) in self._plans.items():
+            rewriter = RtpRewriter(transceiver._codecs[0].payloadType, extension_id_map(info.extensions, ext_ids))
+            sink = RtpSink(kind, transceiver.sender._ssrc, rewriter, send_rtp)
+            state.counters = lambda sink=sink: (sink.packets, sink.octets)
+            state.last_rtp_time = lambda kind=kind: self._last_rtp_time(kind)
+            self._sinks[kind] = sink
+
+    def _last_rtp_time(self, kind: str) -> tuple[int, float] | None:
+        stream = self.stream
+        if stream is None:
+            return None
+        fan = stream.tracks.get(kind)
+        return fan.last_rtp_time if fan is not None else None
+
+    def sinks(self) -> Mapping[str, RtpSink]:
+        return self._sinks
+
+    def _on_nack(self, kind: str, seqs: list[int]) -> None:
+        sink = self._sinks.get(kind)
+        if self.stream is not None and sink is not None:
+            self.stream.retransmit(sink, seqs)
+
+    def _on_keyframe_request(self) -> None:
+        if self.stream is not None:
+            self.stream.request_keyframe()
+
+    def on_stream_end(self, info: str) -> None:
+        self.stream = None
+        if self.on_end is not None:
+            self.on_end(info)
+
+    def on_stream_event(self, event: dict[str, object]) -> None:
+        if self.on_event is not None:
+            self.on_event(event)
