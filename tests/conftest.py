@@ -1,0 +1,49 @@
+"""Shared fixtures: an in-process Server on 127.0.0.1 with free ports."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from rtcdn.config import Settings
+from rtcdn.server import Server
+
+
+def free_port(address: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((address, 0))
+        return int(s.getsockname()[1])
+
+
+def test_settings(**overrides: object) -> Settings:
+    settings = Settings(
+        bind="127.0.0.1",
+        ws_port=free_port(),
+        wss_port=0,
+        http_ports=[free_port()],
+        https_ports=[],
+        media_port_from=0,
+        media_port_to=0,
+        keep_alive_interval_ms=1000,
+        keep_alive_probes=3,
+        webrtc_connect_timeout_ms=5000,
+    )
+    for key, value in overrides.items():
+        setattr(settings, key, value)
+    return settings
+
+
+@pytest.fixture
+async def server(tmp_path: Path) -> AsyncIterator[Server]:
+    srv = Server(test_settings(), tmp_path / "state")
+    await srv.start()
+    yield srv
+    await srv.close()
+
+
+@pytest.fixture
+def ws_url(server: Server) -> str:
+    return f"ws://127.0.0.1:{server.settings.ws_port}/"
