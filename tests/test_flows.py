@@ -25,7 +25,7 @@ async def test_publish_play_stop_unpublish(server: Server, ws_url: str) -> None:
         status = await viewer.wait_status(pid)
         assert (status["status"], status["info"]) == ("STOPPED", "Stopped by user")
 
-        pid2, pc2, status = await viewer.play("cam1")
+        pid2, _, status = await viewer.play("cam1")
         assert status is not None and status["status"] == "PLAYING"
         await pub.send("unPublishStream", {"mediaSessionId": msid, "name": "cam1"})
         assert (await pub.wait_status(msid))["status"] == "UNPUBLISHED"

@@ -46,7 +46,9 @@ class WcsClient:
 
     async def connect(self) -> dict[str, Any]:
         await self.open_socket()
-        await self.send("connection", {"appKey": "defaultApp", "mediaProviders": ["WebRTC"], "clientVersion": "2.0"})
+        await self.send(
+            "connection", {"appKey": "defaultApp", "mediaProviders": ["WebRTC"], "clientVersion": "2.0"}
+        )
         frame = await self.wait_message("getUserData")
         self.user_data = frame["data"][0]
         return self.user_data
@@ -113,9 +115,20 @@ class WcsClient:
             pc.addTransceiver(track, direction="sendonly")
         msid = str(uuid.uuid1())
         sdp = await self._offer(pc)
-        await self.send("publishStream", {"mediaSessionId": msid, "name": name, "published": True,
-                                          "hasVideo": True, "hasAudio": True, "status": "PENDING",
-                                          "record": False, "mediaProvider": "WebRTC", "sdp": sdp})
+        await self.send(
+            "publishStream",
+            {
+                "mediaSessionId": msid,
+                "name": name,
+                "published": True,
+                "hasVideo": True,
+                "hasAudio": True,
+                "status": "PENDING",
+                "record": False,
+                "mediaProvider": "WebRTC",
+                "sdp": sdp,
+            },
+        )
         status = await self._answer_and_wait(pc, msid) if wait else None
         return msid, pc, status
 
@@ -127,10 +140,22 @@ class WcsClient:
             pc.addTransceiver(kind, direction="recvonly")
         msid = str(uuid.uuid1())
         sdp = await self._offer(pc)
-        await self.send("playStream", {"mediaSessionId": msid, "name": name, "published": False,
-                                       "hasVideo": True, "hasAudio": True, "status": "PENDING",
-                                       "record": False, "width": 0, "height": 0,
-                                       "mediaProvider": "WebRTC", "sdp": sdp})
+        await self.send(
+            "playStream",
+            {
+                "mediaSessionId": msid,
+                "name": name,
+                "published": False,
+                "hasVideo": True,
+                "hasAudio": True,
+                "status": "PENDING",
+                "record": False,
+                "width": 0,
+                "height": 0,
+                "mediaProvider": "WebRTC",
+                "sdp": sdp,
+            },
+        )
         status = await self._answer_and_wait(pc, msid) if wait else None
         return msid, pc, status
 

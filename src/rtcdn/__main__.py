@@ -31,7 +31,8 @@ def _media_ports(text: str) -> tuple[int, int]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="rtcdn", description="WebRTC streaming server and CDN speaking the Flashphoner WCS WebSDK protocol."
+        prog="rtcdn",
+        description="WebRTC streaming server and CDN speaking the Flashphoner WCS WebSDK protocol.",
     )
     parser.add_argument("--version", action="version", version=f"rtcdn {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -41,16 +42,30 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the server. Settings come from the embedded defaults, then "
         "CONFIG_DIR/flashphoner.properties, then these options.",
     )
-    serve.add_argument("--config-dir", type=Path, help="folder holding flashphoner.properties (and loadbalancing.xml)")
-    serve.add_argument("--state-dir", type=Path, default=Path("state"),
-                       help="folder for generated state, e.g. the self-signed certificate (default: ./state)")
+    serve.add_argument(
+        "--config-dir", type=Path, help="folder holding flashphoner.properties (and loadbalancing.xml)"
+    )
+    serve.add_argument(
+        "--state-dir",
+        type=Path,
+        default=Path("state"),
+        help="folder for generated state, e.g. the self-signed certificate (default: ./state)",
+    )
     serve.add_argument("--bind", help="address every listener and media socket binds (default 0.0.0.0)")
     serve.add_argument("--ws-port", type=int, help="WebSocket port (ws.port, default 8080; 0 = off)")
     serve.add_argument("--wss-port", type=int, help="secure WebSocket port (wss.port, default 8443; 0 = off)")
-    serve.add_argument("--http-ports", type=_port_list, help="HTTP ports, comma separated (default 8081,9091)")
-    serve.add_argument("--https-ports", type=_port_list, help="HTTPS ports, comma separated (default 8444,8888)")
-    serve.add_argument("--media-ports", type=_media_ports, help="UDP range for media, LOW-HIGH (default 31000-31999)")
-    serve.add_argument("--websdk-dir", type=Path, help="the @flashphoner/websdk package served under /client2/")
+    serve.add_argument(
+        "--http-ports", type=_port_list, help="HTTP ports, comma separated (default 8081,9091)"
+    )
+    serve.add_argument(
+        "--https-ports", type=_port_list, help="HTTPS ports, comma separated (default 8444,8888)"
+    )
+    serve.add_argument(
+        "--media-ports", type=_media_ports, help="UDP range for media, LOW-HIGH (default 31000-31999)"
+    )
+    serve.add_argument(
+        "--websdk-dir", type=Path, help="the @flashphoner/websdk package served under /client2/"
+    )
     serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return parser
 
@@ -59,8 +74,11 @@ async def _serve(args: argparse.Namespace) -> int:
     from .server import Server
 
     overrides: dict[str, Any] = {
-        "bind": args.bind, "ws_port": args.ws_port, "wss_port": args.wss_port,
-        "http_ports": args.http_ports, "https_ports": args.https_ports,
+        "bind": args.bind,
+        "ws_port": args.ws_port,
+        "wss_port": args.wss_port,
+        "http_ports": args.http_ports,
+        "https_ports": args.https_ports,
     }
     if args.media_ports:
         overrides["media_port_from"], overrides["media_port_to"] = args.media_ports

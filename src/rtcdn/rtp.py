@@ -153,6 +153,8 @@ class RtpSink:
     """
 
     __slots__ = (
+        "_seq_offset",
+        "_ssrc_bytes",
         "kind",
         "octets",
         "on_keyframe_request",
@@ -160,8 +162,6 @@ class RtpSink:
         "rewriter",
         "ssrc",
         "transmit",
-        "_seq_offset",
-        "_ssrc_bytes",
     )
 
     def __init__(

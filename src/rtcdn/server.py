@@ -92,21 +92,29 @@ class Server:
                 try:
                     await site.start()
                 except OSError as exc:
-                    raise OSError(exc.errno, f"cannot listen on {s.bind}:{port} ({scheme}): {exc.strerror}") from exc
+                    raise OSError(
+                        exc.errno, f"cannot listen on {s.bind}:{port} ({scheme}): {exc.strerror}"
+                    ) from exc
                 self.urls.append(f"{scheme}://{s.bind}:{port}")
         except BaseException:
             await self.close()
             raise
-        logger.info("rtcdn listening: %s; media on %s ports %d-%d", ", ".join(self.urls),
-                    ",".join(self.media.addresses), s.media_port_from, s.media_port_to)
+        logger.info(
+            "rtcdn listening: %s; media on %s ports %d-%d",
+            ", ".join(self.urls),
+            ",".join(self.media.addresses),
+            s.media_port_from,
+            s.media_port_to,
+        )
 
     async def close(self) -> None:
         if self._closed:
             return
         self._closed = True
         logger.info("shutting down: %d session(s), %d stream(s)", len(self.sessions), len(self.streams))
-        await asyncio.gather(*(s.close(SHUTDOWN_INFO) for s in list(self.sessions.values())),
-                             return_exceptions=True)
+        await asyncio.gather(
+            *(s.close(SHUTDOWN_INFO) for s in list(self.sessions.values())), return_exceptions=True
+        )
         self.streams.close_all(SHUTDOWN_INFO)
         await asyncio.gather(*(p.close() for p in list(self.media.peers)), return_exceptions=True)
         for runner in reversed(self._runners):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Protocol
 
 from .rtp import PacketHistory, RtpRewriter, RtpSink, TrackInfo
@@ -150,9 +150,11 @@ class Stream:
         sent = 0
         for pseq in player_seqs:
             seq = sink.publisher_seq(pseq)
-            data = fan.history.get(seq) if seq is not None else None
+            if seq is None:
+                continue
+            data = fan.history.get(seq)
             if data is not None:
-                sink.send(sink.rewriter.rewrite(data), seq)  # type: ignore[arg-type]
+                sink.send(sink.rewriter.rewrite(data), seq)
                 sent += 1
         return sent
 
@@ -221,7 +223,7 @@ class StreamManager:
     def find(self, name: str) -> Stream | None:
         return self._streams.get(name)
 
-    def __iter__(self) -> Iterable[Stream]:  # type: ignore[override]
+    def __iter__(self) -> Iterator[Stream]:
         return iter(list(self._streams.values()))
 
     def __len__(self) -> int:

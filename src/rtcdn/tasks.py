@@ -43,6 +43,6 @@ class TaskSet:
         for task in tasks:
             task.cancel()
         if tasks:
-            done, pending = await asyncio.wait(tasks, timeout=timeout)
+            _, pending = await asyncio.wait(tasks, timeout=timeout)
             for task in pending:
                 logger.warning("task %s did not stop within %.1fs", task.get_name(), timeout)

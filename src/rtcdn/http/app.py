@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-SERVER_KEY = web.AppKey("server", "Server")
+SERVER_KEY: web.AppKey[Server] = web.AppKey("server")
 DEMOS = {
     "Two Way Streaming": "examples/demo/streaming/two_way_streaming/two_way_streaming.html",
     "Player": "examples/demo/streaming/player/player.html",
@@ -49,7 +49,8 @@ def create_ws_app(server: Server) -> web.Application:
 async def index(request: web.Request) -> web.Response:
     server: Server = request.app[SERVER_KEY]
     links = "".join(
-        f'<li><a href="/client2/{html.escape(path)}">{html.escape(name)}</a></li>' for name, path in DEMOS.items()
+        f'<li><a href="/client2/{html.escape(path)}">{html.escape(name)}</a></li>'
+        for name, path in DEMOS.items()
     )
     streams = "".join(f"<li>{html.escape(s.name)}</li>" for s in server.streams if s.live) or "<li>none</li>"
     body = (
@@ -67,7 +68,7 @@ async def embed_player(request: web.Request) -> web.Response:
 def _no_websdk(websdk_dir: Path) -> web.Response:
     return web.Response(
         status=404,
-        text=f"rtcdn: the WebSDK is not installed in {websdk_dir} (run `make run` or `npm ci --prefix web`)\n",
+        text=f"rtcdn: the WebSDK is not installed in {websdk_dir} (run `make run`)\n",
     )
 
 

@@ -185,8 +185,12 @@ class WcsSession:
         if message in ("publishStream", "playStream") and msid:
             self.send(
                 "notifyStreamStatusEvent",
-                {"mediaSessionId": msid, "name": m.text_field(payload, "name") or "",
-                 "status": m.FAILED, "info": m.SESSION_NOT_READY},
+                {
+                    "mediaSessionId": msid,
+                    "name": m.text_field(payload, "name") or "",
+                    "status": m.FAILED,
+                    "info": m.SESSION_NOT_READY,
+                },
             )
         self._fail_frame(message, f"{message} before 'connection': {m.SESSION_NOT_READY}")
 
@@ -197,11 +201,26 @@ class WcsSession:
         obj = payload if isinstance(payload, dict) else {}
         self.app_key = str(obj.get("appKey") or "defaultApp")
         self.established = True
-        reply = {k: obj[k] for k in ("appKey", "mediaProviders", "clientVersion", "clientOSVersion",
-                                      "clientBrowserVersion", "msePacketizationVersion", "custom") if k in obj}
+        reply = {
+            k: obj[k]
+            for k in (
+                "appKey",
+                "mediaProviders",
+                "clientVersion",
+                "clientOSVersion",
+                "clientBrowserVersion",
+                "msePacketizationVersion",
+                "custom",
+            )
+            if k in obj
+        }
         reply.update(
-            nodeId=self.host.signaling.node_id, sessionId=self.id, authToken=str(uuid.uuid4()),
-            useWsTunnel=False, useWsTunnelPacketization2=False, useBase64BinaryEncoding=False,
+            nodeId=self.host.signaling.node_id,
+            sessionId=self.id,
+            authToken=str(uuid.uuid4()),
+            useWsTunnel=False,
+            useWsTunnelPacketization2=False,
+            useBase64BinaryEncoding=False,
             status="ESTABLISHED",
         )
         self.send("getUserData", reply)
@@ -262,8 +281,9 @@ class WcsSession:
             return
         stream.go_live()
         h.status = m.PUBLISHING
-        self._log.info("session %s: publishing %r (%s)", self.id, h.name,
-                       ", ".join(t.mime_type for t in peer.tracks))
+        self._log.info(
+            "session %s: publishing %r (%s)", self.id, h.name, ", ".join(t.mime_type for t in peer.tracks)
+        )
         self._status_of(h)
 
     async def _play(self, h: MediaHandle, offer: Any) -> None:
@@ -311,17 +331,28 @@ class WcsSession:
                 stream.close(m.STOPPED_BY_PUBLISHER_STOP)
             elif not h.published and isinstance(h.peer, WebRtcPlayer):
                 stream.remove_player(h.peer)
-        self._log.info("session %s: %s %r %s (%s)", self.id, "publish" if h.published else "play",
-                       h.name, status, info)
+        self._log.info(
+            "session %s: %s %r %s (%s)", self.id, "publish" if h.published else "play", h.name, status, info
+        )
         closer = self.tasks.spawn(h.peer.close(), f"close:{h.id}")
         self._closers.add(closer)
         closer.add_done_callback(self._closers.discard)
 
-    def _status(self, msid: str, name: str, published: bool, status: str, info: str = "", **extra: Any) -> None:
+    def _status(
+        self, msid: str, name: str, published: bool, status: str, info: str = "", **extra: Any
+    ) -> None:
         self.send(
             "notifyStreamStatusEvent",
-            {"mediaSessionId": msid, "name": name, "published": published, "status": status,
-             "info": info, "sessionId": self.id, "mediaProvider": "WebRTC", **extra},
+            {
+                "mediaSessionId": msid,
+                "name": name,
+                "published": published,
+                "status": status,
+                "info": info,
+                "sessionId": self.id,
+                "mediaProvider": "WebRTC",
+                **extra,
+            },
         )
 
     def _status_of(self, h: MediaHandle, info: str = "") -> None:
@@ -364,7 +395,9 @@ class WcsSession:
         event_type = m.text_field(payload, "type")
         h = self.handles.get(msid) if msid else None
         if h is None or not h.published or h.stream is None or event_type is None:
-            self._fail_frame("sendStreamEvent", "sendStreamEvent needs the mediaSessionId of a published stream")
+            self._fail_frame(
+                "sendStreamEvent", "sendStreamEvent needs the mediaSessionId of a published stream"
+            )
             return
         if event_type in _MUTE_EVENTS:
             key, muted = _MUTE_EVENTS[event_type]
@@ -376,13 +409,25 @@ class WcsSession:
 
     def _on_snapshot(self, payload: Any) -> None:
         msid = m.text_field(payload, "mediaSessionId") or ""
-        self.send("notifyStreamEvent", {"mediaSessionId": msid, "type": "snapshotFailed",
-                                        "payload": {"info": "Snapshots are not supported: rtcdn does not decode media"}})
+        self.send(
+            "notifyStreamEvent",
+            {
+                "mediaSessionId": msid,
+                "type": "snapshotFailed",
+                "payload": {"info": "Snapshots are not supported: rtcdn does not decode media"},
+            },
+        )
 
     def _on_sendData(self, payload: Any) -> None:
         op = payload.get("operationId") if isinstance(payload, dict) else None
-        self.send("DataStatusEvent", {"operationId": op, "status": "FAILED",
-                                      "info": "sendData is not supported (no REST hook backend)"})
+        self.send(
+            "DataStatusEvent",
+            {
+                "operationId": op,
+                "status": "FAILED",
+                "info": "sendData is not supported (no REST hook backend)",
+            },
+        )
 
     def _on_call(self, payload: Any) -> None:
         call_id = payload.get("callId") if isinstance(payload, dict) else None

@@ -3,4 +3,12 @@
 from ._aiortc import PortRange, host_addresses
 from .peer import KNOWN_CODECS, MediaConfig, PeerError, WebRtcPlayer, WebRtcPublisher
 
-__all__ = ["KNOWN_CODECS", "MediaConfig", "PeerError", "PortRange", "WebRtcPlayer", "WebRtcPublisher", "host_addresses"]
+__all__ = [
+    "KNOWN_CODECS",
+    "MediaConfig",
+    "PeerError",
+    "PortRange",
+    "WebRtcPlayer",
+    "WebRtcPublisher",
+    "host_addresses",
+]

@@ -1,3 +1,4 @@
+# mypy: disable-error-code="attr-defined,method-assign"
 """Every use of aiortc's and aioice's private API, in one place (aiortc==1.16.0, aioice==0.13.0).
 
 aiortc's public API decodes what it receives and encodes what it sends; an SFU needs the RTP
@@ -27,15 +28,14 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from aioice import ice as aioice_ice
+from aioice.candidate import Candidate, candidate_foundation, candidate_priority
 from aiortc import RTCRtpCodecParameters, RTCRtpReceiver, RTCRtpSender
 from aiortc import clock as aiortc_clock
 from aiortc import codecs as aiortc_codecs
 from aiortc.rate import RemoteBitrateEstimator
 from aiortc.rtcdtlstransport import RTCDtlsTransport
-from aiortc.rtcrtpparameters import RTCRtcpFeedback, RTCRtpHeaderExtensionParameters
+from aiortc.rtcrtpparameters import RTCRtcpFeedback, RTCRtpCodecCapability, RTCRtpHeaderExtensionParameters
 from aiortc.rtcrtpreceiver import NackGenerator, StreamStatistics
-from ..rtp import RtpError, unwrap_rtx
-
 from aiortc.rtp import (
     RTCP_PSFB_APP,
     RTCP_PSFB_PLI,
@@ -48,6 +48,8 @@ from aiortc.rtp import (
     RtpPacket,
     pack_remb_fci,
 )
+
+from ..rtp import RtpError, unwrap_rtx
 
 logger = logging.getLogger(__name__)
 
@@ -73,12 +75,19 @@ def register_codecs() -> None:
     ]
     video += [
         RTCRtpCodecParameters(
-            mimeType="video/VP9", clockRate=90000, payloadType=103, rtcpFeedback=feedback,
+            mimeType="video/VP9",
+            clockRate=90000,
+            payloadType=103,
+            rtcpFeedback=feedback,
             parameters={"profile-id": "0"},
         ),
-        RTCRtpCodecParameters(mimeType="video/rtx", clockRate=90000, payloadType=104, parameters={"apt": 103}),
+        RTCRtpCodecParameters(
+            mimeType="video/rtx", clockRate=90000, payloadType=104, parameters={"apt": 103}
+        ),
     ]
-    aiortc_codecs.HEADER_EXTENSIONS["video"].append(RTCRtpHeaderExtensionParameters(id=4, uri=VIDEO_ORIENTATION))
+    aiortc_codecs.HEADER_EXTENSIONS["video"].append(
+        RTCRtpHeaderExtensionParameters(id=4, uri=VIDEO_ORIENTATION)
+    )
 
 
 # --- ICE gathering --------------------------------------------------------------------------
@@ -150,11 +159,11 @@ async def gather_host_candidates(
             continue
         host, port = protocol.transport.get_extra_info("sockname")[:2]
         host = public_ip or host
-        protocol.local_candidate = aioice_ice.Candidate(
-            foundation=aioice_ice.candidate_foundation("host", "udp", host),
+        protocol.local_candidate = Candidate(
+            foundation=candidate_foundation("host", "udp", host),
             component=1,
             transport="udp",
-            priority=aioice_ice.candidate_priority(1, "host"),
+            priority=candidate_priority(1, "host"),
             host=host,
             port=port,
             type="host",
@@ -261,7 +270,9 @@ def install_ingest(
             )
             ssrc = rtcp_ssrc(track)
             if remb is not None and ssrc is not None:
-                send_rtcp(RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=ssrc, media_ssrc=0, fci=pack_remb_fci(*remb)))
+                send_rtcp(
+                    RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=ssrc, media_ssrc=0, fci=pack_remb_fci(*remb))
+                )
         if apt is not None:
             if track.media_ssrc is None or len(packet.payload) < 2:
                 return
@@ -383,8 +394,39 @@ async def _send_sender_report(sender: RTCRtpSender, state: EgressState) -> None:
         )
     )
     if cname:
-        report += bytes(RtcpSdesPacket(chunks=[RtcpSourceInfo(ssrc=sender._ssrc, items=[(1, cname.encode())])]))
+        report += bytes(
+            RtcpSdesPacket(chunks=[RtcpSourceInfo(ssrc=sender._ssrc, items=[(1, cname.encode())])])
+        )
     try:
         await sender.transport._send_rtp(report)
     except ConnectionError:
         pass
+
+
+# --- negotiation state ------------------------------------------------------------------------
+
+
+def negotiated_codecs(transceiver: Any) -> list[RTCRtpCodecParameters]:
+    """The codecs aiortc agreed on for a transceiver (set by ``setRemoteDescription``)."""
+    codecs: list[RTCRtpCodecParameters] = transceiver._codecs
+    return codecs
+
+
+def set_negotiated_codecs(transceiver: Any, codecs: list[RTCRtpCodecParameters]) -> None:
+    """Narrow what ``createAnswer`` will put in the answer."""
+    transceiver._codecs = codecs
+
+
+def negotiated_extensions(transceiver: Any) -> dict[int, str]:
+    """Header extension id → URI, with the remote's ids."""
+    return {e.id: e.uri for e in transceiver._headerExtensions}
+
+
+def prefer_codecs(transceiver: Any, codecs: list[RTCRtpCodecCapability]) -> None:
+    """Codec preferences without aiortc's capability check (VP9 etc. are not in its table)."""
+    transceiver._preferred_codecs = codecs
+
+
+def sender_ssrc(sender: RTCRtpSender) -> int:
+    ssrc: int = sender._ssrc
+    return ssrc

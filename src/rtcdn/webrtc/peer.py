@@ -11,6 +11,7 @@ Lifecycle of both: ``answer()`` once → ``wait_connected()`` → attached to a 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -64,6 +65,10 @@ class MediaConfig:
 
     def preferred_mimes(self) -> list[str]:
         return [_CODEC_NAMES[c] for c in self.codecs if c in _CODEC_NAMES]
+
+
+def _sink_counters(sink: RtpSink) -> tuple[int, int]:
+    return sink.packets, sink.octets
 
 
 def _is_rtx(codec: RTCRtpCodecParameters) -> bool:
@@ -164,25 +169,27 @@ class WebRtcPublisher(_Peer):
         def choose_codecs() -> None:
             preferred = self._media.preferred_mimes()
             for transceiver in self.pc.getTransceivers():
-                usable = [c for c in transceiver._codecs if not _is_rtx(c) and c.mimeType in preferred]
+                negotiated = _aiortc.negotiated_codecs(transceiver)
+                usable = [c for c in negotiated if not _is_rtx(c) and c.mimeType in preferred]
                 if not usable:
                     raise PeerError("No common codecs", f"no usable {transceiver.kind} codec in the offer")
                 best = min(usable, key=lambda c: preferred.index(c.mimeType))
-                rtx = [c for c in transceiver._codecs if _is_rtx(c) and c.parameters.get("apt") == best.payloadType]
-                transceiver._codecs = [best, *rtx[:1]]
+                rtx = [c for c in negotiated if _is_rtx(c) and c.parameters.get("apt") == best.payloadType]
+                _aiortc.set_negotiated_codecs(transceiver, [best, *rtx[:1]])
                 track = IngestTrack(transceiver.kind, transceiver.receiver, [best])
-                payload_types[best.payloadType] = (track, None)
+                best_pt = int(best.payloadType or 0)
+                payload_types[best_pt] = (track, None)
                 for codec in rtx[:1]:
-                    payload_types[codec.payloadType] = (track, best.payloadType)
+                    payload_types[int(codec.payloadType or 0)] = (track, best_pt)
                 self.tracks.append(
                     TrackInfo(
                         kind=transceiver.kind,
                         mime_type=best.mimeType,
                         clock_rate=best.clockRate,
-                        payload_type=best.payloadType,
+                        payload_type=best_pt,
                         channels=best.channels,
-                        parameters=dict(best.parameters),
-                        extensions={e.id: e.uri for e in transceiver._headerExtensions},
+                        parameters={k: v for k, v in best.parameters.items() if v is not None},
+                        extensions=_aiortc.negotiated_extensions(transceiver),
                     )
                 )
                 _aiortc.stop_decoder_on_receive(transceiver.receiver)
@@ -221,14 +228,17 @@ class WebRtcPlayer(_Peer):
             if kind not in offered:
                 continue
             transceiver = self.pc.addTransceiver(kind, direction="sendonly")
-            transceiver._preferred_codecs = [
-                RTCRtpCodecCapability(
-                    mimeType=info.mime_type,
-                    clockRate=info.clock_rate,
-                    channels=info.channels,
-                    parameters=dict(info.parameters),
-                )
-            ]
+            _aiortc.prefer_codecs(
+                transceiver,
+                [
+                    RTCRtpCodecCapability(
+                        mimeType=info.mime_type,
+                        clockRate=info.clock_rate,
+                        channels=info.channels,
+                        parameters=dict(info.parameters),
+                    )
+                ],
+            )
             state = EgressState()
             state.clock_rate = info.clock_rate
             self._plans[kind] = (transceiver, info, {}, state)
@@ -236,26 +246,30 @@ class WebRtcPlayer(_Peer):
                 transceiver.sender,
                 stream_id,
                 state,
-                on_nack=lambda seqs, kind=kind: self._on_nack(kind, seqs),
+                on_nack=functools.partial(self._on_nack, kind),
                 on_keyframe_request=self._on_keyframe_request,
             )
         if not self._plans:
             raise PeerError("No common codecs", "the offer asks for no kind the stream has")
         sdp = await self._negotiate(offer_sdp)
-        for kind, (transceiver, info, ext_ids, _) in self._plans.items():
-            if not transceiver._codecs or transceiver._codecs[0].mimeType.lower() != info.mime_type.lower():
+        for transceiver, info, ext_ids, _ in self._plans.values():
+            codecs = _aiortc.negotiated_codecs(transceiver)
+            if not codecs or codecs[0].mimeType.lower() != info.mime_type.lower():
                 raise PeerError("No common codecs", f"the player cannot take {info.mime_type}")
-            ext_ids.update({e.uri: e.id for e in transceiver._headerExtensions})
+            ext_ids.update({uri: i for i, uri in _aiortc.negotiated_extensions(transceiver).items()})
         return sdp
 
     def build_sinks(self) -> None:
         """Once connected: one sink per track, sending on the nominated ICE pair."""
         send_rtp, _ = _aiortc.fast_transmit(self._dtls())
         for kind, (transceiver, info, ext_ids, state) in self._plans.items():
-            rewriter = RtpRewriter(transceiver._codecs[0].payloadType, extension_id_map(info.extensions, ext_ids))
-            sink = RtpSink(kind, transceiver.sender._ssrc, rewriter, send_rtp)
-            state.counters = lambda sink=sink: (sink.packets, sink.octets)
-            state.last_rtp_time = lambda kind=kind: self._last_rtp_time(kind)
+            rewriter = RtpRewriter(
+                int(_aiortc.negotiated_codecs(transceiver)[0].payloadType or 0),
+                extension_id_map(info.extensions, ext_ids),
+            )
+            sink = RtpSink(kind, _aiortc.sender_ssrc(transceiver.sender), rewriter, send_rtp)
+            state.counters = functools.partial(_sink_counters, sink)
+            state.last_rtp_time = functools.partial(self._last_rtp_time, kind)
             self._sinks[kind] = sink
 
     def _last_rtp_time(self, kind: str) -> tuple[int, float] | None:

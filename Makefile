@@ -1,0 +1,45 @@
+# rtcdn: `make run` installs and starts the server, `make test` installs what the tests need and runs them.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+WEBSDK := web/node_modules/@flashphoner/websdk/package.json
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+ARGS ?=
+
+.PHONY: run install test check lint chromium bench clean
+
+$(BIN)/rtcdn: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.dev: $(BIN)/rtcdn
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+$(WEBSDK): web/package.json web/package-lock.json
+	npm ci --prefix web --no-audit --no-fund
+	touch $@
+
+install: $(BIN)/rtcdn $(WEBSDK)
+
+run: install
+	$(BIN)/rtcdn serve $(ARGS)
+
+chromium:
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; }
+
+check: $(VENV)/.dev
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+
+test: $(VENV)/.dev $(WEBSDK) chromium check
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+bench: $(VENV)/.dev
+	$(BIN)/python bench/fanout.py
+
+clean:
+	rm -rf $(VENV) web/node_modules state
