@@ -18,7 +18,7 @@ def free_port(address: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
-def test_settings(**overrides: object) -> Settings:
+def make_settings(**overrides: object) -> Settings:
     settings = Settings(
         bind="127.0.0.1",
         ws_port=free_port(),
@@ -38,7 +38,7 @@ def test_settings(**overrides: object) -> Settings:
 
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[Server]:
-    srv = Server(test_settings(), tmp_path / "state")
+    srv = Server(make_settings(), tmp_path / "state")
     await srv.start()
     yield srv
     await srv.close()

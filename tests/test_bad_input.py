@@ -51,7 +51,9 @@ async def fail_frame(client: WcsClient) -> dict[str, object]:
         ('{"message": "fooBar", "data": [{}]}', "unknown message 'fooBar'"),
     ],
 )
-async def test_malformed_frames_get_fail_and_session_survives(live: WcsClient, ws_url: str, raw: str, info: str) -> None:
+async def test_malformed_frames_get_fail_and_session_survives(
+    live: WcsClient, ws_url: str, raw: str, info: str
+) -> None:
     async with WcsClient(ws_url) as bad:
         await bad.send_raw(raw)
         assert info in str((await fail_frame(bad))["info"])
@@ -61,7 +63,11 @@ async def test_malformed_frames_get_fail_and_session_survives(live: WcsClient, w
 
 async def test_broken_sdp_fails_publish(live: WcsClient, ws_url: str) -> None:
     async with WcsClient(ws_url) as bad:
-        for sdp in ("garbage", "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n", None):
+        for sdp in (
+            "garbage",
+            "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n",
+            None,
+        ):
             msid = f"broken-{sdp!r:.8}"
             await bad.send("publishStream", {"mediaSessionId": msid, "name": f"b{len(str(sdp))}", "sdp": sdp})
             status = await bad.wait_status(msid)

@@ -1,0 +1,115 @@
+"""stream: registry rules, fan-out to groups, keyframe coalescing, end of stream."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+
+import pytest
+
+from rtcdn.rtp import RtpRewriter, RtpSink, TrackInfo
+from rtcdn.stream import StreamError, StreamManager
+
+VP8 = TrackInfo(kind="video", mime_type="video/VP8", clock_rate=90000, payload_type=96)
+RTP = bytes([0x80, 96, 0, 1, 0, 0, 0, 1, 0, 0, 0, 9]) + b"\x10payload"
+
+
+class FakePublisher:
+    def __init__(self) -> None:
+        self.keyframes = 0
+        self.ended: list[str] = []
+
+    def request_keyframe(self) -> None:
+        self.keyframes += 1
+
+    def on_stream_end(self, info: str) -> None:
+        self.ended.append(info)
+
+
+class FakePlayer:
+    def __init__(self, pt: int = 100) -> None:
+        self.sent: list[bytes] = []
+        self.sink = RtpSink("video", 7, RtpRewriter(pt, {}), self.sent.append)
+        self.ended: list[str] = []
+        self.events: list[dict[str, object]] = []
+
+    def sinks(self) -> Mapping[str, RtpSink]:
+        return {"video": self.sink}
+
+    def on_stream_end(self, info: str) -> None:
+        self.ended.append(info)
+
+    def on_stream_event(self, event: dict[str, object]) -> None:
+        self.events.append(event)
+
+
+async def test_names_are_unique_until_closed() -> None:
+    manager = StreamManager()
+    stream = manager.create("a", FakePublisher())
+    with pytest.raises(StreamError, match="Stream name is already in use"):
+        manager.create("a", FakePublisher())
+    with pytest.raises(StreamError, match="Stream not found"):
+        manager.get_live("a")  # not live yet
+    stream.go_live()
+    assert manager.get_live("a") is stream
+    stream.close("bye")
+    with pytest.raises(StreamError, match="Stream not found"):
+        manager.get_live("a")
+    manager.create("a", FakePublisher())
+
+
+async def test_forward_rewrites_once_per_profile() -> None:
+    stream = StreamManager().create("s", FakePublisher())
+    stream.set_tracks([VP8])
+    stream.go_live()
+    players = [FakePlayer(100), FakePlayer(100), FakePlayer(101)]
+    for p in players:
+        stream.add_player(p)
+    assert len(stream.tracks["video"].groups) == 2
+    stream.forward("video", RTP, 1, 0)
+    assert [p.sent[0][1] for p in players] == [100, 100, 101]
+    assert all(p.sent[0][12:] == RTP[12:] for p in players)
+    stream.remove_player(players[0])
+    stream.forward("video", RTP, 2, 0)
+    assert [len(p.sent) for p in players] == [1, 2, 2]
+
+
+async def test_keyframe_requests_are_rate_limited_and_coalesced() -> None:
+    publisher = FakePublisher()
+    stream = StreamManager().create("s", publisher)
+    stream.set_tracks([VP8])
+    stream.go_live()
+    for _ in range(5):
+        stream.request_keyframe()
+    assert publisher.keyframes == 1
+    await asyncio.sleep(0.6)
+    assert publisher.keyframes == 2  # the four extra requests became one
+
+
+async def test_close_tells_players_and_events_reach_them() -> None:
+    publisher = FakePublisher()
+    stream = StreamManager().create("s", publisher)
+    stream.set_tracks([VP8])
+    stream.go_live()
+    player = FakePlayer()
+    stream.add_player(player)
+    stream.notify_event({"type": "data", "payload": {"n": 1}})
+    assert player.events == [{"type": "data", "payload": {"n": 1}}]
+    stream.close("Stopped by publisher stop", notify_publisher=True)
+    stream.close("again")
+    assert player.ended == ["Stopped by publisher stop"]
+    assert publisher.ended == ["Stopped by publisher stop"]
+    with pytest.raises(StreamError):
+        stream.add_player(FakePlayer())
+
+
+async def test_nack_is_served_from_history() -> None:
+    stream = StreamManager().create("s", FakePublisher())
+    stream.set_tracks([VP8])
+    stream.go_live()
+    player = FakePlayer()
+    stream.add_player(player)
+    stream.forward("video", RTP, 1, 0)
+    player_seq = int.from_bytes(player.sent[0][2:4], "big")
+    assert stream.retransmit(player.sink, [player_seq, (player_seq + 5) & 0xFFFF]) == 1
+    assert player.sent[1] == player.sent[0]

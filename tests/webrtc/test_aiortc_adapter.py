@@ -1,0 +1,118 @@
+"""webrtc._aiortc: the private aiortc/aioice names the adapter relies on still exist and behave."""
+
+from __future__ import annotations
+
+import errno
+import re
+import socket
+from pathlib import Path
+
+import aioice.ice
+import pytest
+from aiortc import RTCPeerConnection
+from aiortc.rtcdtlstransport import RTCDtlsTransport
+from aiortc.rtcrtpreceiver import RTCRtpReceiver
+from aiortc.rtcrtpsender import RTCRtpSender
+from aiortc.rtcrtptransceiver import RTCRtpTransceiver
+
+from conftest import make_settings
+from rtcdn.server import Server
+from rtcdn.webrtc import _aiortc
+from wcs_client import WcsClient
+
+
+async def test_private_names_exist() -> None:
+    pc = RTCPeerConnection()
+    try:
+        transceiver = pc.addTransceiver("video", direction="sendonly")
+        sender, receiver = transceiver.sender, transceiver.receiver
+        dtls = sender.transport
+        for obj, names in [
+            (
+                sender,
+                [
+                    "_RTCRtpSender__rtp_started",
+                    "_RTCRtpSender__rtp_exited",
+                    "_RTCRtpSender__rtcp_started",
+                    "_RTCRtpSender__rtcp_exited",
+                    "_RTCRtpSender__cname",
+                    "_ssrc",
+                    "_stream_id",
+                    "_run_rtp",
+                    "_run_rtcp",
+                    "_retransmit",
+                    "_send_keyframe",
+                ],
+            ),
+            (
+                receiver,
+                [
+                    "_RTCRtpReceiver__remote_streams",
+                    "_RTCRtpReceiver__rtcp_ssrc",
+                    "_RTCRtpReceiver__stop_decoder",
+                    "receive",
+                ],
+            ),
+            (dtls, ["_handle_rtp_data", "_rtp_header_extensions_map", "transport"]),
+            (transceiver, ["_codecs", "_headerExtensions", "_preferred_codecs"]),
+            (
+                dtls.transport.iceGatherer._connection,
+                [
+                    "_nominated",
+                    "_protocols",
+                    "_local_candidates",
+                    "_local_candidates_end",
+                    "_local_candidates_start",
+                ],
+            ),
+        ]:
+            missing = [n for n in names if not hasattr(obj, n)]
+            assert not missing, f"{type(obj).__name__} lost {missing}: aiortc/aioice changed"
+    finally:
+        await pc.close()
+    assert isinstance(dtls, RTCDtlsTransport) and isinstance(sender, RTCRtpSender)
+    assert isinstance(receiver, RTCRtpReceiver) and isinstance(transceiver, RTCRtpTransceiver)
+    assert hasattr(RTCDtlsTransport, "_send_rtp") and hasattr(aioice.ice, "StunProtocol")
+
+
+def test_port_range_round_robin_and_exhaustion() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        low = probe.getsockname()[1]
+    ports = _aiortc.PortRange(low, low + 1)
+    a, b = ports.bind("127.0.0.1"), ports.bind("127.0.0.1")
+    try:
+        assert {a.getsockname()[1], b.getsockname()[1]} == {low, low + 1}
+        with pytest.raises(OSError) as exc:
+            ports.bind("127.0.0.1")
+        assert exc.value.errno == errno.EADDRINUSE
+    finally:
+        a.close()
+        b.close()
+
+
+def test_codecs_registered_once() -> None:
+    from aiortc import codecs
+
+    _aiortc.register_codecs()
+    _aiortc.register_codecs()
+    assert [c.mimeType for c in codecs.CODECS["video"]].count("video/VP9") == 1
+
+
+async def test_answer_candidates_use_the_media_port_range(tmp_path: Path) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        low = probe.getsockname()[1]
+    server = Server(make_settings(media_port_from=low, media_port_to=low + 9), tmp_path)
+    await server.start()
+    try:
+        async with WcsClient(f"ws://127.0.0.1:{server.settings.ws_port}/") as client:
+            msid, _, status = await client.publish("ranged")
+            assert status is not None and status["status"] == "PUBLISHING"
+            answer = client.sdp[msid].result()
+            ports = {
+                int(p) for p in re.findall(r"a=candidate:\S+ 1 udp \d+ 127\.0\.0\.1 (\d+) typ host", answer)
+            }
+            assert ports and all(low <= p <= low + 9 for p in ports), answer
+    finally:
+        await server.close()
