@@ -31,6 +31,7 @@ class WcsClient:
         self.pcs: list[RTCPeerConnection] = []
         self._reader: asyncio.Task[None] | None = None
         self.closed = asyncio.Event()
+        self.pings = 0
 
     async def __aenter__(self) -> WcsClient:
         await self.connect()
@@ -71,6 +72,8 @@ class WcsClient:
                 assert isinstance(frame["data"], list), frame
                 name = frame["message"]
                 if name == "ping":
+                    assert frame["data"] == [], frame
+                    self.pings += 1
                     await self.send("pong", None)
                     continue
                 if name == "setRemoteSDP":
