@@ -1,0 +1,535 @@
+"""Fan-out benchmark: one publisher, N counting players, rtcdn in its own process.
+
+    .venv/bin/python bench/fanout.py [--players 1,10,50] [--seconds 15]
+
+For each N a fresh server is started on a dedicated loopback address. A publisher process replays a
+pre-encoded VP8 (+ Opus) clip in real time; the server's CPU is first measured with the publisher
+alone (the N=0 baseline), then N players join from worker processes (``--per-worker`` players each,
+one asyncio loop per process) and, once all of them are PLAYING, the server's CPU, RSS and the
+players' packet counts are measured over a window of ``--seconds``. Players do not decode; they count
+SRTP packets, sequence gaps per SSRC and the time from sending ``playStream`` to the first complete
+VP8 keyframe. Server, publisher and players share the machine: the generator's CPU is printed too.
+
+Figures only, no pass/fail. Results also go to ``bench/results/fanout.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import multiprocessing as mp
+import os
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import psutil  # type: ignore[import-untyped]
+
+from _media import Clip, ClipTrack, encode_audio, encode_video
+from _wcs import LeanPlayer, Publisher
+
+RESULTS = Path(__file__).resolve().parent / "results" / "fanout.json"
+STREAM = "bench"
+
+
+# --- worker processes -------------------------------------------------------------------------
+
+
+async def _serve_commands(conn: Connection, handlers: dict[str, Callable[[], Any]]) -> None:
+    """Answer the parent's commands (``handlers[name]()`` → reply) until ``stop`` has been answered."""
+    loop = asyncio.get_running_loop()
+    commands: asyncio.Queue[str] = asyncio.Queue()
+    loop.add_reader(conn.fileno(), lambda: commands.put_nowait(conn.recv()))
+    try:
+        while True:
+            command = await commands.get()
+            conn.send(handlers[command]())
+            if command == "stop":
+                return
+    finally:
+        loop.remove_reader(conn.fileno())
+
+
+def publisher_main(conn: Connection, url: str, address: str, video: Clip, audio: Clip | None) -> None:
+    async def main() -> None:
+        async with aiohttp.ClientSession() as http:
+            tracks = [ClipTrack("video", video)] + ([ClipTrack("audio", audio)] if audio else [])
+            publisher = Publisher(http, url, address)
+            try:
+                await publisher.publish(STREAM, tracks)
+            except Exception as exc:
+                conn.send({"ok": False, "error": f"{type(exc).__name__}: {exc}"})
+                await publisher.close()
+                return
+            conn.send({"ok": True})
+
+            def stop() -> dict[str, Any]:
+                return {"keyframe_requests": tracks[0].keyframe_requests, "clip_restarts": tracks[0].restarts}
+
+            await _serve_commands(conn, {"stop": stop})
+            await publisher.close()
+
+    asyncio.run(main())
+
+
+def players_main(conn: Connection, url: str, address: str, count: int, concurrency: int) -> None:
+    async def main() -> None:
+        async with aiohttp.ClientSession() as http:
+            players = [LeanPlayer(http, url, address) for _ in range(count)]
+            gate = asyncio.Semaphore(concurrency)
+
+            async def start(player: LeanPlayer) -> None:
+                async with gate:
+                    try:
+                        await player.play(STREAM)
+                    except Exception as exc:
+                        player.result.error = f"{type(exc).__name__}: {exc}"
+
+            await asyncio.gather(*(start(p) for p in players))
+            conn.send(
+                {
+                    "playing": sum(p.result.ok for p in players),
+                    "errors": [p.result.error for p in players if not p.result.ok],
+                }
+            )
+
+            def stop() -> list[dict[str, Any]]:
+                return [asdict(p.finish()) for p in players]
+
+            await _serve_commands(conn, {"count": lambda: sum(p.packets for p in players), "stop": stop})
+            await asyncio.wait([asyncio.ensure_future(p.close()) for p in players], timeout=15)
+
+    asyncio.run(main())
+
+
+class Worker:
+    """A child process running one of the ``*_main`` functions, spoken to over a pipe."""
+
+    def __init__(self, target: Callable[..., None], *args: Any) -> None:
+        ctx = mp.get_context("spawn")
+        self.conn, child = ctx.Pipe()
+        self.process = ctx.Process(target=target, args=(child, *args), daemon=True)
+        self.process.start()
+        child.close()
+        assert self.process.pid is not None
+        self.ps = psutil.Process(self.process.pid)
+
+    def receive(self, timeout: float) -> Any:
+        if not self.conn.poll(timeout):
+            raise TimeoutError(f"worker {self.process.pid}: no answer within {timeout:.0f} s")
+        return self.conn.recv()
+
+    def request(self, command: str, timeout: float = 30) -> Any:
+        self.conn.send(command)
+        return self.receive(timeout)
+
+    def join(self, timeout: float = 20) -> None:
+        self.process.join(timeout)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join()
+
+
+# --- the server ---------------------------------------------------------------------------------
+
+
+class ServerProcess:
+    """``rtcdn serve`` on a dedicated address, its log in a temporary folder."""
+
+    def __init__(self, address: str, ws_port: int, media_ports: str, folder: Path) -> None:
+        self.address, self.ws_port = address, ws_port
+        self.url = f"ws://{address}:{ws_port}/"
+        config = folder / "conf"
+        config.mkdir()
+        (config / "flashphoner.properties").write_text("keep_alive.server_interval=5000\n")
+        self.log_path = folder / "server.log"
+        options = {
+            "--bind": address,
+            "--ws-port": str(ws_port),
+            "--wss-port": "0",
+            "--http-ports": "0",
+            "--https-ports": "0",
+            "--media-ports": media_ports,
+            "--state-dir": str(folder / "state"),
+            "--config-dir": str(config),
+            "--log-level": "INFO",
+        }
+        self.command = [
+            sys.executable,
+            "-m",
+            "rtcdn",
+            "serve",
+            *(x for item in options.items() for x in item),
+        ]
+        self.process: subprocess.Popen[bytes] | None = None
+        self.ps: psutil.Process | None = None
+        self.exit_code: int | None = None
+        self.shutdown_seconds: float | None = None
+
+    def start(self, timeout: float = 20) -> None:
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT)
+        self.ps = psutil.Process(self.process.pid)
+        deadline = time.monotonic() + timeout
+        while "ready:" not in self.log():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"server did not start:\n{self.log()[-2000:]}")
+            time.sleep(0.05)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, timeout: float = 15) -> None:
+        if self.process is None or self.exit_code is not None:
+            return
+        started = time.monotonic()
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.exit_code = self.process.wait(timeout)
+            self.shutdown_seconds = time.monotonic() - started
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.exit_code = self.process.wait()
+
+    def problems(self) -> list[str]:
+        """Log lines at WARNING and above, and tracebacks."""
+        return [
+            line
+            for line in self.log().splitlines()
+            if " WARNING " in line or " ERROR " in line or " CRITICAL " in line or "Traceback" in line
+        ]
+
+
+# --- measuring ----------------------------------------------------------------------------------
+
+
+def _cpu_seconds(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return float(times.user + times.system)
+
+
+def _udp_counters() -> dict[str, int]:
+    """The kernel's UDP error counters (/proc/net/snmp), machine-wide."""
+    lines = [
+        line.split() for line in Path("/proc/net/snmp").read_text().splitlines() if line.startswith("Udp:")
+    ]
+    return dict(zip(lines[0][1:], map(int, lines[1][1:]), strict=True))
+
+
+@dataclass
+class Window:
+    seconds: float
+    cpu: dict[str, float]
+    "% of one core over the window, per process group."
+    box: float
+    "Whole machine busy, % of all cores."
+    others: float
+    "CPU of every other process on the machine, % of one core (other work disturbs the figures)."
+
+
+def measure(groups: dict[str, Sequence[psutil.Process]], seconds: float) -> Window:
+    def sample() -> dict[str, float]:
+        return {name: sum(_cpu_seconds(p) for p in procs) for name, procs in groups.items()}
+
+    psutil.cpu_percent()
+    before, started = sample(), time.monotonic()
+    time.sleep(seconds)
+    after, elapsed = sample(), time.monotonic() - started
+    box = psutil.cpu_percent()
+    cpu = {k: 100 * (after[k] - before[k]) / elapsed for k in groups}
+    others = max(0.0, box * (psutil.cpu_count() or 1) - sum(cpu.values()))
+    return Window(elapsed, cpu, box, others)
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """Nearest-rank percentile (``q`` in 0..100)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
+
+
+# --- one run ------------------------------------------------------------------------------------
+
+
+def _split(n: int, per_worker: int) -> list[int]:
+    """``n`` players over as few workers as ``per_worker`` allows, evenly."""
+    workers = math.ceil(n / per_worker)
+    return [n // workers + (i < n % workers) for i in range(workers)]
+
+
+def _summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the players saw, over the whole time they played."""
+    ok = [r for r in results if r["ok"]]
+    keyframes = [r["t_keyframe"] for r in ok if r["t_keyframe"] is not None]
+    expected = sum(r["expected"] for r in ok)
+    lost = sum(r["lost"] for r in ok)
+    return {
+        "packets_expected": expected,
+        "packets_lost": lost,
+        "loss_percent": 100 * lost / expected if expected else None,
+        "worst_player_loss_percent": max(
+            (100 * r["lost"] / r["expected"] for r in ok if r["expected"]), default=None
+        ),
+        "srtp_errors": sum(r["srtp_errors"] for r in ok),
+        "players_without_keyframe": len(ok) - len(keyframes),
+        "keyframe_p50": percentile(keyframes, 50),
+        "keyframe_p95": percentile(keyframes, 95),
+        "keyframe_ms": sorted(round(t * 1000) for t in keyframes),
+        "playing_p50": percentile([r["t_playing"] for r in ok], 50),
+        "playing_p95": percentile([r["t_playing"] for r in ok], 95),
+    }
+
+
+def _drive(
+    n: int, args: argparse.Namespace, server: ServerProcess, video: Clip, audio: Clip | None
+) -> dict[str, Any]:
+    """Publisher, baseline window, ``n`` players, measurement window, players leave, publisher leaves."""
+    assert server.ps is not None
+    out: dict[str, Any] = {"players": n}
+    publisher = Worker(publisher_main, server.url, args.client_address, video, audio)
+    workers: list[Worker] = []
+    try:
+        ready = publisher.receive(60)
+        if not ready["ok"]:
+            raise RuntimeError(f"publisher failed: {ready['error']}")
+        time.sleep(args.warmup)
+        base = measure({"server": [server.ps], "publisher": [publisher.ps]}, args.baseline_seconds)
+        out["baseline"] = {
+            "server_cpu": base.cpu["server"],
+            "server_rss": server.ps.memory_info().rss,
+            "publisher_cpu": base.cpu["publisher"],
+            "others_cpu": base.others,
+            "box_cpu": base.box,
+        }
+
+        udp_before = _udp_counters()
+        started = time.monotonic()
+        sizes = _split(n, args.per_worker)
+        workers = [
+            Worker(players_main, server.url, args.client_address, k, args.join_concurrency) for k in sizes
+        ]
+        joins = [w.receive(120 + 2 * k) for w, k in zip(workers, sizes, strict=True)]
+        out["join_seconds"] = time.monotonic() - started
+        out["playing"] = sum(j["playing"] for j in joins)
+        out["join_errors"] = [e for j in joins for e in j["errors"]]
+        time.sleep(args.settle)
+
+        packets_before = sum(w.request("count") for w in workers)
+        window = measure(
+            {"server": [server.ps], "publisher": [publisher.ps], "players": [w.ps for w in workers]},
+            args.seconds,
+        )
+        packets_after = sum(w.request("count") for w in workers)
+        server_cpu = window.cpu["server"]
+        out.update(
+            window_seconds=window.seconds,
+            server_cpu=server_cpu,
+            server_cpu_per_player=server_cpu / n,
+            server_cpu_per_player_over_baseline=(server_cpu - base.cpu["server"]) / n,
+            server_rss=server.ps.memory_info().rss,
+            publisher_cpu=window.cpu["publisher"],
+            players_cpu=window.cpu["players"],
+            others_cpu=window.others,
+            box_cpu=window.box,
+            packets_per_player_per_second=(packets_after - packets_before)
+            / window.seconds
+            / max(1, out["playing"]),
+        )
+        out["server_rss_per_player"] = (out["server_rss"] - out["baseline"]["server_rss"]) / n
+
+        results = [r for w in workers for r in w.request("stop", timeout=60)]
+        for w in workers:
+            w.join()
+        udp_after = _udp_counters()
+        out["udp_errors"] = {
+            k: udp_after[k] - udp_before[k] for k in ("InErrors", "RcvbufErrors", "SndbufErrors")
+        }
+        out.update(_summarize(results))
+
+        time.sleep(1)
+        after = measure({"server": [server.ps]}, args.after_seconds)
+        out["after_players_left"] = {
+            "server_cpu": after.cpu["server"],
+            "server_rss": server.ps.memory_info().rss,
+        }
+        out["publisher"] = publisher.request("stop")
+        publisher.join()
+        return out
+    finally:
+        for w in [*workers, publisher]:
+            if w.process.is_alive():
+                w.process.kill()
+                w.join()
+
+
+def run(n: int, args: argparse.Namespace, video: Clip, audio: Clip | None) -> dict[str, Any]:
+    """One measurement with a fresh server."""
+    with tempfile.TemporaryDirectory(prefix="rtcdn-fanout-") as tmp:
+        server = ServerProcess(args.address, args.ws_port, args.media_ports, Path(tmp))
+        server.start()
+        try:
+            out = _drive(n, args, server, video, audio)
+        finally:
+            server.stop()
+            if args.logs is not None:
+                args.logs.mkdir(parents=True, exist_ok=True)
+                (args.logs / f"server-N{n}.log").write_text(server.log())
+        out["server"] = {
+            "exit_code": server.exit_code,
+            "shutdown_seconds": server.shutdown_seconds,
+            "log_problems": server.problems()[:20],
+        }
+    return out
+
+
+# --- report ---------------------------------------------------------------------------------------
+
+
+def _num(key: str, spec: str, scale: float = 1) -> Callable[[dict[str, Any]], str]:
+    def cell(row: dict[str, Any]) -> str:
+        value = row.get(key)
+        return "-" if value is None else format(value * scale, spec)
+
+    return cell
+
+
+COLUMNS: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
+    ("N", lambda r: str(r["players"])),
+    ("playing", lambda r: f"{r['playing']}/{r['players']}" if r["players"] else "-"),
+    ("srv CPU%", _num("server_cpu", ".1f")),
+    ("/player", _num("server_cpu_per_player", ".2f")),
+    ("Δ/player", _num("server_cpu_per_player_over_baseline", ".2f")),
+    ("RSS MiB", _num("server_rss", ".1f", 2**-20)),
+    ("ΔRSS/pl KiB", _num("server_rss_per_player", ".0f", 2**-10)),
+    ("pkt/s/pl", _num("packets_per_player_per_second", ".0f")),
+    ("loss %", _num("loss_percent", ".3f")),
+    ("1st KF p50 ms", _num("keyframe_p50", ".0f", 1000)),
+    ("p95 ms", _num("keyframe_p95", ".0f", 1000)),
+    ("pub CPU%", _num("publisher_cpu", ".1f")),
+    ("players CPU%", _num("players_cpu", ".1f")),
+    ("others CPU%", _num("others_cpu", ".0f")),
+    ("box %", _num("box_cpu", ".0f")),
+]
+
+
+def table(runs: list[dict[str, Any]]) -> str:
+    """One row per N, after a row for N=0: the publisher-only baselines, averaged over the runs."""
+    baseline = {key: sum(r["baseline"][key] for r in runs) / len(runs) for key in runs[0]["baseline"]}
+    rows = [[head for head, _ in COLUMNS]]
+    rows += [[cell(r) for _, cell in COLUMNS] for r in [{"players": 0, **baseline}, *runs]]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
+    return "\n".join("  ".join(cell.rjust(w) for cell, w in zip(row, widths, strict=True)) for row in rows)
+
+
+LEGEND = """\
+CPU in % of one core over the window (N=0: the publisher-only window before players join); /player = server
+CPU / N; Δ/player = (server CPU - that run's N=0 baseline) / N; loss from sequence gaps per SSRC (players send
+no NACK); 1st KF = playStream sent -> first complete VP8 keyframe; pub + players = the load generator;
+others = every other process on the machine; box = the whole machine, % of all {cores} cores."""
+
+
+def _rounded(value: Any) -> Any:
+    """``value`` with every float rounded to 4 decimals (stable, readable diffs)."""
+    if isinstance(value, float):
+        return round(value, 4)
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rounded(v) for v in value]
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    add = parser.add_argument
+    add("--players", default="1,10,50", help="comma-separated player counts (default 1,10,50)")
+    add("--seconds", type=float, default=15, help="measurement window per N (default 15)")
+    add("--baseline-seconds", type=float, default=5, help="publisher-only window (default 5)")
+    add("--after-seconds", type=float, default=3, help="window once the players have left (default 3)")
+    add("--warmup", type=float, default=2, help="seconds after PUBLISHING before the baseline (default 2)")
+    add("--settle", type=float, default=2, help="seconds after all players are PLAYING (default 2)")
+    add("--address", default="127.0.0.31", help="the server's bind address (default 127.0.0.31)")
+    add("--client-address", default="127.0.0.32", help="address publisher and players gather on")
+    add("--ws-port", type=int, default=8080)
+    add("--media-ports", default="31000-31999")
+    add("--per-worker", type=int, default=25, help="players per worker process (default 25)")
+    add("--join-concurrency", type=int, default=10, help="concurrent joins per worker (default 10)")
+    add("--size", default="1280x720", help="video size (default 1280x720)")
+    add("--fps", type=int, default=30)
+    add("--bitrate", type=int, default=1_000_000, help="video bits/s (default 1000000)")
+    add("--no-audio", action="store_true", help="publish video only")
+    add("--output", type=Path, default=RESULTS, help="JSON results (default bench/results/fanout.json)")
+    add("--logs", type=Path, help="keep each run's server log in this folder")
+    args = parser.parse_args(argv)
+    counts = [int(x) for x in args.players.split(",") if x.strip()]
+    if not counts or any(n < 1 for n in counts):
+        parser.error("--players: counts must be >= 1 (the publisher-only baseline is always measured)")
+
+    width, height = (int(x) for x in args.size.split("x"))
+    started = time.monotonic()
+    video = encode_video(width, height, args.fps, 10, args.bitrate, gop_seconds=2)
+    audio = None if args.no_audio else encode_audio(10)
+    cores = psutil.cpu_count() or 1
+    opus = "" if audio is None else f" + Opus {audio.bitrate / 1e3:.0f} kbps"
+    print(
+        f"clip: VP8 {width}x{height}@{args.fps} {video.bitrate / 1e6:.2f} Mbps, keyframe every 2 s{opus}, "
+        f"{video.seconds:.0f} s loop (encoded in {time.monotonic() - started:.1f} s); machine: {cores} cores",
+        flush=True,
+    )
+
+    runs = []
+    for n in counts:
+        print(f"N={n}: running ...", flush=True)
+        r = run(n, args, video, audio)
+        left = r["after_players_left"]
+        print(
+            f"N={n}: {r['playing']}/{n} playing, joined in {r['join_seconds']:.1f} s, PLAYING p50/p95 "
+            f"{r['playing_p50'] * 1000:.0f}/{r['playing_p95'] * 1000:.0f} ms, "
+            f"PLIs at the publisher {r['publisher']['keyframe_requests']}, "
+            f"kernel UDP receive-buffer drops {r['udp_errors']['RcvbufErrors']}; after the players left: "
+            f"server {left['server_cpu']:.1f} % CPU, {left['server_rss'] / 2**20:.1f} MiB; "
+            f"server exit code {r['server']['exit_code']} in {r['server']['shutdown_seconds']:.1f} s",
+            flush=True,
+        )
+        for line in r["join_errors"][:5] + r["server"]["log_problems"][:5]:
+            print(f"    {line}", flush=True)
+        runs.append(r)
+
+    print()
+    print(table(runs))
+    print()
+    print(LEGEND.format(cores=cores))
+
+    report = {
+        "benchmark": "fanout",
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "machine": {"cores": cores, "python": platform.python_version(), "platform": platform.platform()},
+        "config": {k: v for k, v in vars(args).items() if k not in ("output", "logs")},
+        "clip": {
+            "video_bitrate": round(video.bitrate),
+            "video_frames": len(video.frames),
+            "audio_bitrate": round(audio.bitrate) if audio else None,
+        },
+        "runs": runs,
+    }
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(_rounded(report), indent=1) + "\n")
+    print(f"\nwritten: {os.path.relpath(args.output)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
