@@ -15,6 +15,7 @@ from rtcdn.rtp import (
     RtpSink,
     extension_id_map,
     header_length,
+    keyframe_detector,
     unwrap_rtx,
 )
 
@@ -114,3 +115,28 @@ def test_unwrap_rtx() -> None:
 def test_header_length_rejects_garbage(data: bytes) -> None:
     with pytest.raises(RtpError):
         header_length(data)
+
+
+@pytest.mark.parametrize(
+    ("mime", "payload", "key"),
+    [
+        ("video/VP8", b"\x10\x00\x9d", True),  # S=1 PID=0, P=0
+        ("video/VP8", b"\x10\x01\x9d", False),  # inter frame
+        ("video/VP8", b"\x00\x00\x9d", False),  # not the start of a partition
+        ("video/VP8", b"\x90\xe0\x81\x23\x05\x00\x00", True),  # X, I (15-bit id), L, T
+        ("video/VP9", b"\x08rest", True),
+        ("video/VP9", b"\x48rest", False),
+        ("video/H264", b"\x65idr", True),
+        ("video/H264", b"\x41slice", False),
+        ("video/H264", b"\x18\x00\x02\x67\x42\x00\x02\x68\xce", True),  # STAP-A with SPS
+        ("video/H264", b"\x7c\x85fu", True),  # FU-A start of IDR
+        ("video/H264", b"\x7c\x05fu", False),  # FU-A continuation
+        ("video/H264", b"", False),
+    ],
+)
+def test_keyframe_detectors(mime: str, payload: bytes, key: bool) -> None:
+    detect = keyframe_detector(mime)
+    assert detect is not None
+    data = packet(payload=payload) if payload else bytes(12)
+    assert detect(data, header_length(data) if payload else 12) is key
+    assert keyframe_detector("video/AV1") is None

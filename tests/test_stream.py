@@ -11,7 +11,8 @@ from rtcdn.rtp import RtpRewriter, RtpSink, TrackInfo
 from rtcdn.stream import StreamError, StreamManager
 
 VP8 = TrackInfo(kind="video", mime_type="video/VP8", clock_rate=90000, payload_type=96)
-RTP = bytes([0x80, 96, 0, 1, 0, 0, 0, 1, 0, 0, 0, 9]) + b"\x10payload"
+RTP = bytes([0x80, 96, 0, 1, 0, 0, 0, 1, 0, 0, 0, 9]) + b"\x10\x00keyframe"  # VP8 S=1, P=0
+DELTA = RTP[:12] + b"\x10\x01delta"  # VP8 S=1, P=1
 
 
 class FakePublisher:
@@ -65,8 +66,8 @@ async def test_forward_rewrites_once_per_profile() -> None:
     players = [FakePlayer(100), FakePlayer(100), FakePlayer(101)]
     for p in players:
         stream.add_player(p)
-    assert len(stream.tracks["video"].groups) == 2
     stream.forward("video", RTP, 1, 0)
+    assert len(stream.tracks["video"].groups) == 2
     assert [p.sent[0][1] for p in players] == [100, 100, 101]
     assert all(p.sent[0][12:] == RTP[12:] for p in players)
     stream.remove_player(players[0])
@@ -81,9 +82,26 @@ async def test_keyframe_requests_are_rate_limited_and_coalesced() -> None:
     stream.go_live()
     for _ in range(5):
         stream.request_keyframe()
-    assert publisher.keyframes == 1
-    await asyncio.sleep(0.6)
-    assert publisher.keyframes == 2  # the four extra requests became one
+    assert publisher.keyframes == 1  # the keyframe asked for serves every request
+    stream.forward("video", RTP, 1, 0)  # it arrives
+    for _ in range(5):
+        stream.request_keyframe()
+    assert publisher.keyframes == 1  # too soon after the last PLI: deferred, coalesced
+    await asyncio.sleep(0.4)
+    assert publisher.keyframes == 2
+
+
+async def test_new_player_waits_for_a_keyframe() -> None:
+    stream = StreamManager().create("s", FakePublisher())
+    stream.set_tracks([VP8])
+    stream.go_live()
+    player = FakePlayer()
+    stream.add_player(player)
+    stream.forward("video", DELTA, 1, 0)
+    assert player.sent == []  # half a picture is never sent
+    stream.forward("video", RTP, 2, 0)
+    stream.forward("video", DELTA, 3, 0)
+    assert [p[12:] for p in player.sent] == [RTP[12:], DELTA[12:]]
 
 
 async def test_close_tells_players_and_events_reach_them() -> None:
@@ -110,6 +128,7 @@ async def test_nack_is_served_from_history() -> None:
     player = FakePlayer()
     stream.add_player(player)
     stream.forward("video", RTP, 1, 0)
+    assert len(player.sent) == 1
     player_seq = int.from_bytes(player.sent[0][2:4], "big")
     assert stream.retransmit(player.sink, [player_seq, (player_seq + 5) & 0xFFFF]) == 1
     assert player.sent[1] == player.sent[0]

@@ -234,3 +234,62 @@ def unwrap_rtx(data: bytes, payload_type: int, ssrc: int) -> bytes:
         + data[12:hlen]
         + data[hlen + 2 : len(data) - pad]
     )
+
+
+def _vp8_keyframe_start(data: bytes, i: int) -> bool:
+    """RFC 7741: first packet of partition 0 whose VP8 payload header has P=0."""
+    if len(data) < i + 2:
+        return False
+    b0 = data[i]
+    if not b0 & 0x10 or b0 & 0x07:  # S bit, partition index 0
+        return False
+    j = i + 1
+    if b0 & 0x80:  # X: an extension byte follows
+        ext = data[j]
+        j += 1
+        if ext & 0x80:  # I: picture id, 7 or 15 bits
+            j += 2 if len(data) > j and data[j] & 0x80 else 1
+        if ext & 0x40:  # L: TL0PICIDX
+            j += 1
+        if ext & 0x30:  # T or K
+            j += 1
+    return len(data) > j and not data[j] & 0x01
+
+
+def _vp9_keyframe_start(data: bytes, i: int) -> bool:
+    """draft-ietf-payload-vp9: B (start of frame) set and P (inter-picture predicted) clear."""
+    return len(data) > i and (data[i] & 0x48) == 0x08
+
+
+def _h264_keyframe_start(data: bytes, i: int) -> bool:
+    """RFC 6184: an SPS or IDR NAL unit, alone, in a STAP-A, or starting an FU-A."""
+    if len(data) <= i:
+        return False
+    nal_type = data[i] & 0x1F
+    if nal_type in (5, 7):
+        return True
+    if nal_type == 24:  # STAP-A: 16-bit size + NAL unit, repeated
+        j = i + 1
+        while j + 2 < len(data):
+            if data[j + 2] & 0x1F in (5, 7):
+                return True
+            j += 2 + ((data[j] << 8) | data[j + 1])
+        return False
+    if nal_type == 28 and len(data) > i + 1:  # FU-A
+        return bool(data[i + 1] & 0x80) and data[i + 1] & 0x1F == 5
+    return False
+
+
+KeyframeDetector = Callable[[bytes, int], bool]
+"``detect(packet, payload_offset)``: does this RTP packet start a keyframe?"
+
+KEYFRAME_DETECTORS: dict[str, KeyframeDetector] = {
+    "vp8": _vp8_keyframe_start,
+    "vp9": _vp9_keyframe_start,
+    "h264": _h264_keyframe_start,
+}
+
+
+def keyframe_detector(mime_type: str) -> KeyframeDetector | None:
+    """The detector for a codec, or None when rtcdn cannot tell keyframes of that codec."""
+    return KEYFRAME_DETECTORS.get(mime_type.split("/")[-1].lower())

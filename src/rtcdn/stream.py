@@ -13,12 +13,14 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Protocol
 
-from .rtp import PacketHistory, RtpRewriter, RtpSink, TrackInfo
+from .rtp import PacketHistory, RtpError, RtpRewriter, RtpSink, TrackInfo, header_length, keyframe_detector
 
 logger = logging.getLogger(__name__)
 
-KEYFRAME_MIN_INTERVAL = 0.5
+KEYFRAME_MIN_INTERVAL = 0.3
 "Seconds between two PLIs sent to a publisher; requests in between are coalesced into one."
+KEYFRAME_WAIT = 1.0
+"After a PLI, further requests wait this long for the keyframe before asking again."
 
 
 class StreamError(Exception):
@@ -53,14 +55,24 @@ class Player(Protocol):
 class _TrackFanout:
     """Players of one track, grouped by rewrite profile so each packet is rewritten once per group."""
 
-    __slots__ = ("groups", "history", "info", "last_rtp_time", "packets")
+    __slots__ = ("detect", "groups", "history", "info", "keyframes", "last_rtp_time", "packets", "waiting")
 
     def __init__(self, info: TrackInfo) -> None:
         self.info = info
         self.groups: dict[tuple[object, ...], tuple[RtpRewriter, list[RtpSink]]] = {}
         self.history = PacketHistory() if info.kind == "video" else None
+        self.detect = keyframe_detector(info.mime_type) if info.kind == "video" else None
+        self.waiting: list[RtpSink] = []
+        "New players' sinks, held back until a keyframe starts so they never get half a picture."
         self.packets = 0
+        self.keyframes = 0
         self.last_rtp_time: tuple[int, float] | None = None
+
+    def attach(self, sink: RtpSink) -> None:
+        if self.detect is None:
+            self.add(sink)
+        else:
+            self.waiting.append(sink)
 
     def add(self, sink: RtpSink) -> None:
         key = sink.rewriter.key
@@ -72,6 +84,9 @@ class _TrackFanout:
             group[1].append(sink)
 
     def remove(self, sink: RtpSink) -> None:
+        if sink in self.waiting:
+            self.waiting.remove(sink)
+            return
         key = sink.rewriter.key
         group = self.groups.get(key)
         if group is not None and sink in group[1]:
@@ -95,6 +110,7 @@ class Stream:
         self.players: list[Player] = []
         self._manager = manager
         self._last_pli = 0.0
+        self._pli_outstanding = False
         self._pli_timer: asyncio.TimerHandle | None = None
 
     # --- publisher side -------------------------------------------------------------------
@@ -116,6 +132,18 @@ class Stream:
             return
         fan.packets += 1
         fan.last_rtp_time = (rtp_time, time.time())
+        if fan.detect is not None:
+            try:
+                keyframe = fan.detect(data, header_length(data))
+            except RtpError:
+                return
+            if keyframe:
+                fan.keyframes += 1
+                self._pli_outstanding = False
+                if fan.waiting:
+                    for sink in fan.waiting:
+                        fan.add(sink)
+                    fan.waiting.clear()
         if fan.history is not None:
             fan.history.add(seq, data)
         for rewriter, sinks in fan.groups.values():
@@ -131,7 +159,7 @@ class Stream:
         for kind, sink in player.sinks().items():
             fan = self.tracks.get(kind)
             if fan is not None:
-                fan.add(sink)
+                fan.attach(sink)
         self.request_keyframe()
 
     def remove_player(self, player: Player) -> None:
@@ -163,10 +191,15 @@ class Stream:
             player.on_stream_event(event)
 
     def request_keyframe(self) -> None:
-        """Ask the publisher for a keyframe now, or once the rate limit allows (coalesced)."""
+        """Ask the publisher for a keyframe now, or once the rate limit allows (coalesced).
+
+        A request while a PLI is outstanding (no keyframe seen since) is already served by it.
+        """
         if self.closed or "video" not in self.tracks:
             return
         now = time.monotonic()
+        if self._pli_outstanding and now - self._last_pli < KEYFRAME_WAIT:
+            return
         wait = self._last_pli + KEYFRAME_MIN_INTERVAL - now
         if wait <= 0:
             self._send_pli()
@@ -176,6 +209,7 @@ class Stream:
     def _send_pli(self) -> None:
         self._pli_timer = None
         self._last_pli = time.monotonic()
+        self._pli_outstanding = True
         if not self.closed:
             self.publisher.request_keyframe()
 
@@ -193,6 +227,7 @@ class Stream:
         players, self.players = self.players, []
         for fan in self.tracks.values():
             fan.groups.clear()
+            fan.waiting.clear()
         logger.info("stream %r: closed (%s), %d player(s) told", self.name, info, len(players))
         for player in players:
             player.on_stream_end(info)

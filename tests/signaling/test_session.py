@@ -109,3 +109,15 @@ async def test_h264_publisher_and_codec_mismatch(tmp_path: Path) -> None:
             assert (status["status"], status["info"]) == ("FAILED", "No common codecs")
     finally:
         await server.close()
+
+
+async def test_peer_closed_by_client_is_a_clean_stop(server: Server, ws_url: str) -> None:
+    async with WcsClient(ws_url) as pub, WcsClient(ws_url) as viewer:
+        msid, pub_pc, _ = await pub.publish("closing")
+        pid, pc, _ = await viewer.play("closing")
+        await pc.close()  # DTLS close_notify, socket stays open
+        status = await viewer.wait_status(pid)
+        assert (status["status"], status["info"]) == ("STOPPED", "Stopped by user")
+        await pub_pc.close()
+        status = await pub.wait_status(msid)
+        assert (status["status"], status["info"]) == ("UNPUBLISHED", "Stopped by user")

@@ -269,7 +269,7 @@ class WcsSession:
             self._end(h, m.FAILED, exc.info)
             return
         peer.on_end = lambda info: self._end(h, m.UNPUBLISHED, info)
-        peer.on_lost = lambda info: self._end(h, m.FAILED, info)
+        peer.on_lost = lambda info: self._lost(h, info)
         try:
             sdp = await peer.answer(offer, stream.forward)
             stream.set_tracks(peer.tracks)
@@ -296,7 +296,7 @@ class WcsSession:
             return
         h.stream = stream
         peer.on_end = lambda info: self._end(h, m.STOPPED, info)
-        peer.on_lost = lambda info: self._end(h, m.FAILED, info)
+        peer.on_lost = lambda info: self._lost(h, info)
         peer.on_event = lambda event: self.send("notifyStreamEvent", {**event, "mediaSessionId": h.id})
         try:
             sdp = await peer.answer(offer, stream.track_infos())
@@ -315,6 +315,13 @@ class WcsSession:
         h.status = m.PLAYING
         self._log.info("session %s: playing %r", self.id, h.name)
         self._status_of(h)
+
+    def _lost(self, h: MediaHandle, info: str | None) -> None:
+        """The media connection ended by itself: FAILED with ``info``, or a clean stop (None)."""
+        if info is not None:
+            self._end(h, m.FAILED, info)
+        else:
+            self._end(h, m.UNPUBLISHED if h.published else m.STOPPED, m.STOPPED_BY_USER)
 
     def _end(self, h: MediaHandle, status: str, info: str) -> None:
         """Finish a publish/play: tell the client, detach from the stream, close the peer."""

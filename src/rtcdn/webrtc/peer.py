@@ -89,7 +89,10 @@ class _Peer:
         self._connected = asyncio.Event()
         self._ended = asyncio.Event()
         self._was_connected = False
-        self.on_lost: Callable[[str], None] | None = None
+        self._remote_closed = False
+        self.on_lost: Callable[[str | None], None] | None = None
+        # called once if an established connection ends: with a WCS failure info, or None when
+        # the remote closed it cleanly (DTLS close_notify)
         self.closed = False
         media.peers.add(self)
         self.pc.on("connectionstatechange", self._on_state)
@@ -103,7 +106,14 @@ class _Peer:
         elif state in ("failed", "closed"):
             self._ended.set()
             if self._was_connected and not self.closed and self.on_lost is not None:
-                self.on_lost("Failed by ICE keep alive")
+                self.on_lost(None if self._remote_closed else "Failed by ICE keep alive")
+
+    def _on_dtls_state(self) -> None:
+        # DTLS closing while ICE is still up means the remote sent close_notify: a clean stop;
+        # otherwise ICE consent checks failed first
+        dtls = self._dtls()
+        if dtls.state == "closed" and dtls.transport.state not in ("failed", "closed"):
+            self._remote_closed = True
 
     async def _negotiate(self, offer_sdp: str, prepare: Callable[[], None] | None = None) -> str:
         _check_offer(offer_sdp)
@@ -118,6 +128,7 @@ class _Peer:
         _aiortc.patch_gathering(self.pc, self._media.addresses, self._media.ports, self._media.public_ip)
         answer = await self.pc.createAnswer()
         await self.pc.setLocalDescription(answer)
+        self._dtls().on("statechange", self._on_dtls_state)
         return str(self.pc.localDescription.sdp)
 
     async def wait_connected(self, timeout: float | None = None) -> None:
