@@ -84,6 +84,11 @@ class Settings:
     webrtc_connect_timeout_ms: int = 15000
     "webrtc_connect_timeout: ICE + DTLS must finish within this, else FAILED."
     wcs_agent_ssl: bool = False
+    "wcs_agent_ssl: relays (and CDN pushes) connect to other servers with wss:// on 8443."
+    wcs_agent_ssl_verify: bool = True
+    "wcs_agent_ssl_verify: check the remote's certificate (false only for self-signed test servers)."
+    wcs_agent_ssl_ca_file: str | None = None
+    "wcs_agent_ssl_ca_file: PEM file of extra trusted certificates (e.g. another node's self-signed one)."
     load_balancing_enabled: bool = False
     tls_cert_file: str | None = None
     "ssl.cert_file: PEM certificate for wss/https (default: self-signed in the state dir)."
@@ -138,6 +143,8 @@ KEYS: dict[str, Callable[[Settings, str], None]] = {
     "keep_alive.algorithm": _keepalive_algorithm,
     "webrtc_connect_timeout": _set("webrtc_connect_timeout_ms", _positive),
     "wcs_agent_ssl": _set("wcs_agent_ssl", _bool),
+    "wcs_agent_ssl_verify": _set("wcs_agent_ssl_verify", _bool),
+    "wcs_agent_ssl_ca_file": _set("wcs_agent_ssl_ca_file", lambda t: t.strip() or None),
     "load_balancing_enabled": _set("load_balancing_enabled", _bool),
     "ssl.cert_file": _set("tls_cert_file", lambda t: t.strip() or None),
     "ssl.key_file": _set("tls_key_file", lambda t: t.strip() or None),
@@ -199,6 +206,8 @@ def validate(settings: Settings) -> None:
         logger.warning("codecs: %s cannot be forwarded by rtcdn and are ignored", ", ".join(unknown))
     if not [c for c in settings.streaming_codecs if c in KNOWN_CODECS]:
         raise ConfigError("codecs: no codec rtcdn can forward is enabled")
+    if settings.wcs_agent_ssl_ca_file and not Path(settings.wcs_agent_ssl_ca_file).is_file():
+        raise ConfigError(f"wcs_agent_ssl_ca_file: {settings.wcs_agent_ssl_ca_file} is not a file")
     if bool(settings.tls_cert_file) != bool(settings.tls_key_file):
         raise ConfigError("ssl.cert_file and ssl.key_file must be set together")
 

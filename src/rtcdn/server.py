@@ -11,10 +11,11 @@ from aiohttp import web
 
 from .config import Settings
 from .http.app import create_http_app, create_ws_app
-from .signaling.messages import FAILED_BY_ERROR
+from .relay import RelayManager
+from .signaling.messages import STOPPED_BY_REST_TERMINATE
 from .signaling.session import SignalingSettings, WcsSession
 from .stream import StreamManager
-from .tls import ensure_self_signed, server_context
+from .tls import client_context, ensure_self_signed, server_context
 from .webrtc import MediaConfig, PortRange, host_addresses
 
 logger = logging.getLogger(__name__)
@@ -59,6 +60,12 @@ class Server:
             ping_interval=settings.keep_alive_interval_ms / 1000,
             ping_probes=settings.keep_alive_probes,
             keepalive_enabled=settings.keep_alive_enabled,
+        )
+        self.relays = RelayManager(
+            self.streams,
+            self.media,
+            use_ssl=settings.wcs_agent_ssl,
+            ssl_context=client_context(settings.wcs_agent_ssl_verify, settings.wcs_agent_ssl_ca_file),
         )
         self._runners: list[web.AppRunner] = []
         self._closed = False
@@ -122,5 +129,16 @@ class Server:
         self._runners.clear()
         logger.info("shutdown complete")
 
+    def terminate_media(self, msid: str) -> bool:
+        """End a publish/play or relay by its mediaSessionId (REST ``/stream/terminate``)."""
+        for session in list(self.sessions.values()):
+            if session.terminate(msid, STOPPED_BY_REST_TERMINATE):
+                return True
+        relay = self.relays.get(msid)
+        if relay is not None and not relay.finished:
+            self.relays.terminate(relay)
+            return True
+        return False
 
-__all__ = ["FAILED_BY_ERROR", "Server"]
+
+__all__ = ["Server"]

@@ -23,6 +23,15 @@ KEYFRAME_WAIT = 1.0
 "After a PLI, further requests wait this long for the keyframe before asking again."
 
 
+def media_fields(tracks: Mapping[str, TrackInfo]) -> dict[str, object]:
+    """``hasAudio``/``hasVideo``/``audioCodec``/``videoCodec`` of a track set, as WCS reports them."""
+    fields: dict[str, object] = {"hasAudio": "audio" in tracks, "hasVideo": "video" in tracks}
+    for kind in ("audio", "video"):
+        if kind in tracks:
+            fields[f"{kind}Codec"] = tracks[kind].codec_name
+    return fields
+
+
 class StreamError(Exception):
     """A stream operation refused; ``info`` is the WCS info string for the client."""
 
@@ -119,6 +128,10 @@ class Stream:
 
     def track_infos(self) -> dict[str, TrackInfo]:
         return {kind: fan.info for kind, fan in self.tracks.items()}
+
+    def media_fields(self) -> dict[str, object]:
+        """``hasAudio``/``hasVideo``/``audioCodec``/``videoCodec`` as WCS reports them."""
+        return media_fields(self.track_infos())
 
     def go_live(self) -> None:
         if not self.closed:

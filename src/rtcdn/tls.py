@@ -58,3 +58,14 @@ def server_context(cert: Path, key: Path) -> ssl.SSLContext:
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(cert, key)
     return ctx
+
+
+def client_context(verify: bool, ca_file: str | None) -> ssl.SSLContext:
+    """TLS for relay agents: system CAs plus ``ca_file``; ``verify=False`` checks nothing."""
+    ctx = ssl.create_default_context(cafile=ca_file) if ca_file else ssl.create_default_context()
+    if ca_file:
+        ctx.load_default_certs()
+    if not verify:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    return ctx

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from ..signaling.messages import MAX_FRAME_BYTES
 from ..signaling.session import WcsSession
+from .rest import RestApi, add_routes, rest_middleware
 
 if TYPE_CHECKING:
     from ..server import Server
@@ -73,8 +74,9 @@ def _no_websdk(websdk_dir: Path) -> web.Response:
 
 
 def create_http_app(server: Server) -> web.Application:
-    app = web.Application()
+    app = web.Application(middlewares=[rest_middleware], client_max_size=1 << 20)
     app[SERVER_KEY] = server
+    add_routes(app, RestApi(server))
     app.router.add_get("/", index)
     app.router.add_get("/embed_player", embed_player)
     websdk = server.websdk_dir

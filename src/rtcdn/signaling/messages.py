@@ -40,7 +40,13 @@ def frame(message: str, *data: Any) -> str:
 
 
 def parse_frame(text: str) -> tuple[str, Any]:
-    """Return ``(message, data[0])`` of a client frame; raises :class:`ProtocolError`."""
+    """Return ``(message, data[0])`` of a frame; raises :class:`ProtocolError`."""
+    message, data = parse_frame_data(text)
+    return message, data[0] if data else None
+
+
+def parse_frame_data(text: str) -> tuple[str, list[Any]]:
+    """Return ``(message, data)`` of a frame (``data`` as a list); raises :class:`ProtocolError`."""
     try:
         obj = json.loads(text)
     except ValueError as exc:
@@ -51,8 +57,7 @@ def parse_frame(text: str) -> tuple[str, Any]:
     if not isinstance(message, str) or not message:
         raise ProtocolError("frame has no 'message'")
     data = obj.get("data")
-    payload = data[0] if isinstance(data, list) and data else None
-    return message, payload
+    return message, data if isinstance(data, list) else []
 
 
 def text_field(payload: Any, key: str) -> str | None:

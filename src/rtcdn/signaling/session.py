@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from aiohttp import WSMsgType, web
 
-from ..stream import Stream, StreamError, StreamManager
+from ..stream import Stream, StreamError, StreamManager, media_fields
 from ..tasks import TaskSet
 from ..webrtc import MediaConfig, PeerError, WebRtcPlayer, WebRtcPublisher
 from . import messages as m
@@ -345,6 +345,32 @@ class WcsSession:
         self._closers.add(closer)
         closer.add_done_callback(self._closers.discard)
 
+    def stream_records(self) -> list[dict[str, Any]]:
+        """Every publish/play of the session, in ``/rest-api/stream/find`` form."""
+        return [self._record(h) for h in self.handles.values()]
+
+    def terminate(self, msid: str, info: str) -> bool:
+        """End one publish/play from outside (REST); False if the session has no such stream."""
+        h = self.handles.get(msid)
+        if h is None:
+            return False
+        self._end(h, m.UNPUBLISHED if h.published else m.STOPPED, info)
+        return True
+
+    def _record(self, h: MediaHandle) -> dict[str, Any]:
+        return {
+            "mediaSessionId": h.id,
+            "name": h.name,
+            "published": h.published,
+            "status": h.status,
+            "info": "",
+            **media_fields(h.stream.track_infos() if h.stream is not None else {}),
+            "sessionId": self.id,
+            "appKey": self.app_key,
+            "mediaProvider": "WebRTC",
+            "createDate": int(h.created * 1000),
+        }
+
     def _status(
         self, msid: str, name: str, published: bool, status: str, info: str = "", **extra: Any
     ) -> None:
@@ -363,15 +389,7 @@ class WcsSession:
         )
 
     def _status_of(self, h: MediaHandle, info: str = "") -> None:
-        extra: dict[str, Any] = dict(h.states)
-        tracks = h.stream.track_infos() if h.stream is not None else {}
-        extra["hasAudio"] = "audio" in tracks
-        extra["hasVideo"] = "video" in tracks
-        if "audio" in tracks:
-            extra["audioCodec"] = tracks["audio"].codec_name
-        if "video" in tracks:
-            extra["videoCodec"] = tracks["video"].codec_name
-        self._status(h.id, h.name, h.published, h.status, info, **extra)
+        self.send("notifyStreamStatusEvent", {**self._record(h), **h.states, "info": info})
 
     def _stop(self, payload: Any, published: bool) -> None:
         msid = m.text_field(payload, "mediaSessionId")

@@ -427,6 +427,22 @@ def prefer_codecs(transceiver: Any, codecs: list[RTCRtpCodecCapability]) -> None
     transceiver._preferred_codecs = codecs
 
 
+def codec_capabilities(kind: str, mimes: Sequence[str]) -> list[RTCRtpCodecCapability]:
+    """aiortc's own codecs of ``kind`` in the order of ``mimes``, plus RTX (for offers)."""
+    table = aiortc_codecs.CODECS[kind]
+    caps = [
+        RTCRtpCodecCapability(
+            mimeType=c.mimeType, clockRate=c.clockRate, channels=c.channels, parameters=c.parameters
+        )
+        for mime in mimes
+        for c in table
+        if c.mimeType == mime
+    ]
+    if kind == "video":
+        caps.append(RTCRtpCodecCapability(mimeType="video/rtx", clockRate=90000))
+    return caps
+
+
 def sender_ssrc(sender: RTCRtpSender) -> int:
     ssrc: int = sender._ssrc
     return ssrc

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.exceptions import InvalidAccessError, InvalidStateError, OperationError
 from aiortc.rtcrtpparameters import RTCRtpCodecCapability, RTCRtpCodecParameters
 
@@ -75,9 +75,9 @@ def _is_rtx(codec: RTCRtpCodecParameters) -> bool:
     return bool(codec.mimeType.lower().endswith("/rtx"))
 
 
-def _check_offer(sdp: str) -> None:
+def _check_offer(sdp: object, what: str = "offer") -> None:
     if not isinstance(sdp, str) or not sdp.lstrip().startswith("v=") or "\nm=" not in sdp:
-        raise PeerError("Failed by error", "SDP offer is missing or not an SDP")
+        raise PeerError("Failed by error", f"SDP {what} is missing or not an SDP")
 
 
 class _Peer:
@@ -85,7 +85,8 @@ class _Peer:
         _aiortc.register_codecs()
         self.label = label
         self._media = media
-        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        # one transport for audio and video also when rtcdn makes the offer (relays)
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
         self._connected = asyncio.Event()
         self._ended = asyncio.Event()
         self._was_connected = False
@@ -131,6 +132,22 @@ class _Peer:
         self._dtls().on("statechange", self._on_dtls_state)
         return str(self.pc.localDescription.sdp)
 
+    async def _create_offer(self) -> str:
+        _aiortc.patch_gathering(self.pc, self._media.addresses, self._media.ports, self._media.public_ip)
+        offer = await self.pc.createOffer()
+        await self.pc.setLocalDescription(offer)
+        self._dtls().on("statechange", self._on_dtls_state)
+        return str(self.pc.localDescription.sdp)
+
+    async def _apply_answer(self, answer_sdp: str) -> None:
+        _check_offer(answer_sdp, "answer")
+        try:
+            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer_sdp, type="answer"))
+        except OperationError as exc:
+            raise PeerError("No common codecs", str(exc)) from exc
+        except (ValueError, InvalidAccessError, InvalidStateError, KeyError, IndexError) as exc:
+            raise PeerError("Failed by error", f"bad SDP answer: {exc}") from exc
+
     async def wait_connected(self, timeout: float | None = None) -> None:
         """Wait for ICE + DTLS; raises :class:`PeerError` with the WCS info on failure."""
         timeout = self._media.connect_timeout if timeout is None else timeout
@@ -175,41 +192,63 @@ class WebRtcPublisher(_Peer):
 
     async def answer(self, offer_sdp: str, on_rtp: OnRtp) -> str:
         """Answer a sendonly offer with one codec per kind (the best by preference)."""
-        payload_types: dict[int, tuple[IngestTrack, int | None]] = {}
-
-        def choose_codecs() -> None:
-            preferred = self._media.preferred_mimes()
-            for transceiver in self.pc.getTransceivers():
-                negotiated = _aiortc.negotiated_codecs(transceiver)
-                usable = [c for c in negotiated if not _is_rtx(c) and c.mimeType in preferred]
-                if not usable:
-                    raise PeerError("No common codecs", f"no usable {transceiver.kind} codec in the offer")
-                best = min(usable, key=lambda c: preferred.index(c.mimeType))
-                rtx = [c for c in negotiated if _is_rtx(c) and c.parameters.get("apt") == best.payloadType]
-                _aiortc.set_negotiated_codecs(transceiver, [best, *rtx[:1]])
-                track = IngestTrack(transceiver.kind, transceiver.receiver, [best])
-                best_pt = int(best.payloadType or 0)
-                payload_types[best_pt] = (track, None)
-                for codec in rtx[:1]:
-                    payload_types[int(codec.payloadType or 0)] = (track, best_pt)
-                self.tracks.append(
-                    TrackInfo(
-                        kind=transceiver.kind,
-                        mime_type=best.mimeType,
-                        clock_rate=best.clockRate,
-                        payload_type=best_pt,
-                        channels=best.channels,
-                        parameters={k: v for k, v in best.parameters.items() if v is not None},
-                        extensions=_aiortc.negotiated_extensions(transceiver),
-                    )
-                )
-                _aiortc.stop_decoder_on_receive(transceiver.receiver)
-
-        sdp = await self._negotiate(offer_sdp, choose_codecs)
-        if not self.tracks:
-            raise PeerError("No common codecs", "the offer has no audio or video")
-        self._request_keyframe = _aiortc.install_ingest(self._dtls(), payload_types, on_rtp)
+        sdp = await self._negotiate(offer_sdp, self._narrow_codecs)
+        self._start_ingest(on_rtp)
         return sdp
+
+    async def offer(self) -> str:
+        """A recvonly offer (rtcdn pulls from another server), codecs in preference order."""
+        preferred = self._media.preferred_mimes()
+        for kind in ("audio", "video"):
+            transceiver = self.pc.addTransceiver(kind, direction="recvonly")
+            _aiortc.prefer_codecs(transceiver, _aiortc.codec_capabilities(kind, preferred))
+        return await self._create_offer()
+
+    async def accept(self, answer_sdp: str, on_rtp: OnRtp) -> None:
+        """Apply the remote's answer to :meth:`offer`; the answer's first codec is what comes."""
+        await self._apply_answer(answer_sdp)
+        self._start_ingest(on_rtp)
+
+    def _narrow_codecs(self) -> None:
+        preferred = self._media.preferred_mimes()
+        for transceiver in self.pc.getTransceivers():
+            negotiated = _aiortc.negotiated_codecs(transceiver)
+            usable = [c for c in negotiated if not _is_rtx(c) and c.mimeType in preferred]
+            if not usable:
+                raise PeerError("No common codecs", f"no usable {transceiver.kind} codec in the offer")
+            best = min(usable, key=lambda c: preferred.index(c.mimeType))
+            rtx = [c for c in negotiated if _is_rtx(c) and c.parameters.get("apt") == best.payloadType]
+            _aiortc.set_negotiated_codecs(transceiver, [best, *rtx[:1]])
+
+    def _start_ingest(self, on_rtp: OnRtp) -> None:
+        payload_types: dict[int, tuple[IngestTrack, int | None]] = {}
+        for transceiver in self.pc.getTransceivers():
+            negotiated = _aiortc.negotiated_codecs(transceiver)
+            media = [c for c in negotiated if not _is_rtx(c)]
+            if not media or transceiver.currentDirection in ("sendonly", "inactive"):
+                continue
+            best = media[0]
+            best_pt = int(best.payloadType or 0)
+            track = IngestTrack(transceiver.kind, transceiver.receiver, [best])
+            payload_types[best_pt] = (track, None)
+            for codec in negotiated:
+                if _is_rtx(codec) and codec.parameters.get("apt") == best_pt:
+                    payload_types[int(codec.payloadType or 0)] = (track, best_pt)
+            self.tracks.append(
+                TrackInfo(
+                    kind=transceiver.kind,
+                    mime_type=best.mimeType,
+                    clock_rate=best.clockRate,
+                    payload_type=best_pt,
+                    channels=best.channels,
+                    parameters={k: v for k, v in best.parameters.items() if v is not None},
+                    extensions=_aiortc.negotiated_extensions(transceiver),
+                )
+            )
+            _aiortc.stop_decoder_on_receive(transceiver.receiver)
+        if not self.tracks:
+            raise PeerError("No common codecs", "no audio or video to receive")
+        self._request_keyframe = _aiortc.install_ingest(self._dtls(), payload_types, on_rtp)
 
     def request_keyframe(self) -> None:
         self._request_keyframe()
@@ -234,10 +273,23 @@ class WebRtcPlayer(_Peer):
         """Answer a recvonly offer with exactly the publisher's codecs."""
         _check_offer(offer_sdp)
         offered = {line.split()[0][2:] for line in offer_sdp.splitlines() if line.startswith("m=")}
+        self._plan({kind: info for kind, info in tracks.items() if kind in offered})
+        sdp = await self._negotiate(offer_sdp)
+        self._check_negotiated()
+        return sdp
+
+    async def offer(self, tracks: Mapping[str, TrackInfo]) -> str:
+        """A sendonly offer of the stream's codecs (rtcdn pushes to another server)."""
+        self._plan(tracks)
+        return await self._create_offer()
+
+    async def accept(self, answer_sdp: str) -> None:
+        await self._apply_answer(answer_sdp)
+        self._check_negotiated()
+
+    def _plan(self, tracks: Mapping[str, TrackInfo]) -> None:
         stream_id = f"rtcdn-{uuid.uuid4().hex[:12]}"
         for kind, info in tracks.items():
-            if kind not in offered:
-                continue
             transceiver = self.pc.addTransceiver(kind, direction="sendonly")
             _aiortc.prefer_codecs(
                 transceiver,
@@ -262,13 +314,13 @@ class WebRtcPlayer(_Peer):
             )
         if not self._plans:
             raise PeerError("No common codecs", "the offer asks for no kind the stream has")
-        sdp = await self._negotiate(offer_sdp)
+
+    def _check_negotiated(self) -> None:
         for transceiver, info, ext_ids, _ in self._plans.values():
             codecs = _aiortc.negotiated_codecs(transceiver)
             if not codecs or codecs[0].mimeType.lower() != info.mime_type.lower():
                 raise PeerError("No common codecs", f"the player cannot take {info.mime_type}")
             ext_ids.update({uri: i for i, uri in _aiortc.negotiated_extensions(transceiver).items()})
-        return sdp
 
     def build_sinks(self) -> None:
         """Once connected: one sink per track, sending on the nominated ICE pair."""

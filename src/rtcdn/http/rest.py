@@ -1,0 +1,228 @@
+"""The REST API under ``/rest-api``: ``/pull/*`` relays and ``/stream/*``, as WCS documents them.
+
+Every method takes POST with a JSON body (GET without one also works: the WebSDK's REST helper
+sends ``find_all`` as GET). Answers are JSON; errors are ``{"status", "error", "message"}``.
+CORS: any origin; preflights are answered. The contract is ``openapi.json`` next to this file,
+served at ``/rest-api/openapi.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from ..relay import RelayError
+
+if TYPE_CHECKING:
+    from ..server import Server
+
+logger = logging.getLogger(__name__)
+
+OPENAPI = Path(__file__).with_name("openapi.json")
+CORS_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+    "Access-Control-Allow-Headers": "Content-Type",
+    "Access-Control-Max-Age": "86400",
+}
+RELAY_FIELDS = (
+    "localMediaSessionId",
+    "remoteMediaSessionId",
+    "localStreamName",
+    "remoteStreamName",
+    "uri",
+    "status",
+    "hasAudio",
+    "hasVideo",
+)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def error_response(status: int, message: str) -> web.Response:
+    return web.json_response(
+        {"status": status, "error": _REASONS.get(status, "Error"), "message": message}, status=status
+    )
+
+
+_REASONS = {
+    400: "Bad Request",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    500: "Internal Server Error",
+}
+
+
+@web.middleware
+async def rest_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """CORS on every answer; API errors and crashes turned into JSON errors."""
+    if not request.path.startswith("/rest-api"):
+        return await handler(request)
+    if request.method == "OPTIONS":
+        return web.Response(status=204, headers=CORS_HEADERS)
+    try:
+        response = await handler(request)
+    except ApiError as exc:
+        response = error_response(exc.status, str(exc))
+    except RelayError as exc:
+        response = error_response(exc.status, str(exc))
+    except web.HTTPException as exc:
+        response = error_response(exc.status, exc.reason)
+    except Exception as exc:
+        logger.exception("REST %s failed", request.path)
+        response = error_response(500, f"internal error: {type(exc).__name__}: {exc}")
+    response.headers.update(CORS_HEADERS)
+    return response
+
+
+async def body(request: web.Request) -> dict[str, Any]:
+    """The JSON object body; an empty body is ``{}``; anything else is a 400."""
+    raw = await request.read()
+    if not raw.strip():
+        return {}
+    try:
+        obj = json.loads(raw)
+    except ValueError as exc:
+        raise ApiError(400, f"body is not valid JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise ApiError(400, "body must be a JSON object")
+    return obj
+
+
+def required_text(obj: dict[str, Any], *names: str) -> list[str]:
+    values = []
+    for name in names:
+        value = obj.get(name)
+        if value is None:
+            raise ApiError(400, f"field '{name}' is required")
+        if not isinstance(value, str) or not value.strip():
+            raise ApiError(400, f"field '{name}' must be a non-empty string")
+        values.append(value.strip())
+    return values
+
+
+def matches(record: dict[str, Any], query: dict[str, Any]) -> bool:
+    """Every field of the query equals the record's (compared as strings, so "true" == true)."""
+    for key, wanted in query.items():
+        if key not in record:
+            raise ApiError(400, f"unknown filter field '{key}'")
+        have = record[key]
+        if have != wanted and str(have).lower() != str(wanted).lower():
+            return False
+    return True
+
+
+class RestApi:
+    """Handlers bound to a Server."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+
+    # --- /pull ------------------------------------------------------------------------------
+    async def pull_push(self, request: web.Request) -> web.Response:
+        obj = await body(request)
+        uri, local, remote = required_text(obj, "uri", "localStreamName", "remoteStreamName")
+        relay = self.server.relays.push(uri, local, remote)
+        return web.json_response(relay.record())
+
+    async def pull_pull(self, request: web.Request) -> web.Response:
+        obj = await body(request)
+        uri, remote = required_text(obj, "uri", "remoteStreamName")
+        local = required_text(obj, "localStreamName")[0] if obj.get("localStreamName") is not None else remote
+        relay = self.server.relays.pull(uri, remote, local)
+        return web.json_response(relay.record())
+
+    def _relays(self, query: dict[str, Any]) -> list[dict[str, Any]]:
+        return [r.record() for r in self.server.relays if matches(r.record(), query)]
+
+    async def pull_find_all(self, request: web.Request) -> web.Response:
+        records = self._relays({})
+        if not records:
+            raise ApiError(404, "no relays")
+        return web.json_response(records)
+
+    async def pull_find(self, request: web.Request) -> web.Response:
+        records = self._relays(await body(request))
+        if not records:
+            raise ApiError(404, "no relay matches")
+        return web.json_response(records)
+
+    async def pull_terminate(self, request: web.Request) -> web.Response:
+        query = {k: v for k, v in (await body(request)).items() if k in RELAY_FIELDS}
+        if not query:
+            raise ApiError(400, "give uri, localStreamName, remoteStreamName or localMediaSessionId")
+        found = [r for r in self.server.relays if matches(r.record(), query)]
+        if not found:
+            raise ApiError(404, "no relay matches")
+        for relay in found:
+            self.server.relays.terminate(relay)
+        return web.json_response([r.record() for r in found])
+
+    # --- /stream ----------------------------------------------------------------------------
+    def _streams(self, query: dict[str, Any]) -> list[dict[str, Any]]:
+        records = [rec for s in self.server.sessions.values() for rec in s.stream_records()]
+        records += [r.stream_record() for r in self.server.relays if not r.finished]
+        return [rec for rec in records if matches(rec, query)]
+
+    async def stream_find_all(self, request: web.Request) -> web.Response:
+        records = self._streams({})
+        if not records:
+            raise ApiError(404, "no streams")
+        return web.json_response(records)
+
+    async def stream_find(self, request: web.Request) -> web.Response:
+        query = await body(request)
+        query.pop("display", None)  # the WebSDK's helper may add display:["metrics"]
+        records = self._streams(query)
+        if not records:
+            raise ApiError(404, "no stream matches")
+        return web.json_response(records)
+
+    async def stream_terminate(self, request: web.Request) -> web.Response:
+        query = await body(request)
+        if not (query.get("mediaSessionId") or query.get("name")):
+            raise ApiError(400, "give mediaSessionId or name")
+        records = self._streams(query)
+        if not records:
+            raise ApiError(404, "no stream matches")
+        for rec in records:
+            self.server.terminate_media(rec["mediaSessionId"])
+        return web.json_response(records)
+
+    async def openapi(self, request: web.Request) -> web.Response:
+        return web.Response(body=OPENAPI.read_bytes(), content_type="application/json")
+
+
+def add_routes(app: web.Application, api: RestApi) -> None:
+    routes: dict[str, Handler] = {
+        "/rest-api/pull/push": api.pull_push,
+        "/rest-api/pull/pull": api.pull_pull,
+        "/rest-api/pull/find": api.pull_find,
+        "/rest-api/pull/find_all": api.pull_find_all,
+        "/rest-api/pull/terminate": api.pull_terminate,
+        "/rest-api/stream/find": api.stream_find,
+        "/rest-api/stream/find_all": api.stream_find_all,
+        "/rest-api/stream/terminate": api.stream_terminate,
+    }
+    for path, handler in routes.items():
+        app.router.add_post(path, handler)
+        app.router.add_get(path, handler)
+        app.router.add_route("OPTIONS", path, handler)
+    app.router.add_get("/rest-api/openapi.json", api.openapi)
+
+    async def not_found(request: web.Request) -> web.Response:
+        raise ApiError(404, f"no REST method {request.path}")
+
+    app.router.add_route("*", "/rest-api/{tail:.*}", not_found)

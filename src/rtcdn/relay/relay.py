@@ -1,0 +1,364 @@
+"""Relays (``/rest-api/pull/*``): push a local stream to another server, or pull one in.
+
+A push relay is a *player* of the local :class:`~rtcdn.stream.Stream` whose peer publishes on the
+remote server; a pull relay is the *publisher* of a local Stream whose peer plays on the remote.
+Both reuse the WebRTC peers of the browser path, so media takes the same passthrough path.
+
+Lifecycle of a :class:`Relay`: NEW → PENDING (connecting, negotiating) → PUBLISHING (push) /
+PLAYING (pull) → a terminal status (UNPUBLISHED, STOPPED, FAILED) with ``info``. A finished
+relay keeps its record (so ``find_all`` shows why it ended) until it is terminated or replaced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..signaling import messages as m
+from ..stream import Stream, StreamError, StreamManager, media_fields
+from ..tasks import TaskSet
+from ..webrtc import MediaConfig, PeerError, WebRtcPlayer, WebRtcPublisher
+from .agent import AgentError, WcsAgent, agent_url
+
+logger = logging.getLogger(__name__)
+
+NEGOTIATION_TIMEOUT = 15.0
+"Seconds for the remote's answer and status, on top of the agent's connect timeout."
+MAX_FINISHED = 200
+"Finished relay records kept for inspection; the oldest go first."
+
+_TERMINAL = (m.UNPUBLISHED, m.STOPPED, m.FAILED)
+
+
+class RelayError(Exception):
+    """A relay request refused: ``status`` is the HTTP status to answer with."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(eq=False)
+class Relay:
+    """One relay and its record (the fields of WCS's ``/pull/find_all``)."""
+
+    direction: str
+    "``push`` or ``pull``."
+    uri: str
+    local_stream_name: str
+    remote_stream_name: str
+    local_media_session_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    remote_media_session_id: str | None = None
+    status: str = "NEW"
+    info: str = ""
+    has_audio: bool = False
+    has_video: bool = False
+    created: float = field(default_factory=time.time)
+    task: asyncio.Task[None] | None = None
+    peer: WebRtcPlayer | WebRtcPublisher | None = None
+    agent: WcsAgent | None = None
+    stream: Stream | None = None
+    on_end: Callable[[str], None] | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.status in _TERMINAL
+
+    def record(self) -> dict[str, Any]:
+        return {
+            "localMediaSessionId": self.local_media_session_id,
+            "remoteMediaSessionId": self.remote_media_session_id,
+            "localStreamName": self.local_stream_name,
+            "remoteStreamName": self.remote_stream_name,
+            "uri": self.uri,
+            "status": self.status,
+            "info": self.info,
+            "hasAudio": self.has_audio,
+            "hasVideo": self.has_video,
+            "direction": self.direction,
+        }
+
+    def stream_record(self) -> dict[str, Any]:
+        """The relay as a local stream (``/stream/find``): a pull publishes, a push plays."""
+        return {
+            "mediaSessionId": self.local_media_session_id,
+            "name": self.local_stream_name,
+            "published": self.direction == "pull",
+            "status": self.status,
+            "info": self.info,
+            **(self.stream.media_fields() if self.stream is not None else media_fields({})),
+            "sessionId": f"relay:{self.direction}:{self.uri}",
+            "appKey": "relay",
+            "mediaProvider": "WebRTC",
+            "createDate": int(self.created * 1000),
+        }
+
+    # the Publisher protocol of rtcdn.stream, for pull relays
+    def request_keyframe(self) -> None:
+        if isinstance(self.peer, WebRtcPublisher):
+            self.peer.request_keyframe()
+
+    def on_stream_end(self, info: str) -> None:
+        if self.on_end is not None:
+            self.on_end(info)
+
+
+class RelayManager:
+    """Every relay of a server; owned by the Server, which closes it on shutdown."""
+
+    def __init__(
+        self, streams: StreamManager, media: MediaConfig, use_ssl: bool, ssl_context: ssl.SSLContext | bool
+    ) -> None:
+        self._streams = streams
+        self._media = media
+        self._use_ssl = use_ssl
+        self._ssl = ssl_context
+        self._relays: dict[str, Relay] = {}
+        self._tasks = TaskSet("relays")
+        self._releases: set[asyncio.Task[None]] = set()
+
+    def __iter__(self) -> Iterator[Relay]:
+        return iter(list(self._relays.values()))
+
+    def get(self, local_media_session_id: str) -> Relay | None:
+        return self._relays.get(local_media_session_id)
+
+    def _check_duplicate(self, relay: Relay) -> None:
+        for other in self._relays.values():
+            same = (other.direction, other.uri, other.local_stream_name, other.remote_stream_name) == (
+                relay.direction,
+                relay.uri,
+                relay.local_stream_name,
+                relay.remote_stream_name,
+            )
+            if same and not other.finished:
+                raise RelayError(
+                    409, f"relay already exists: {other.local_media_session_id} ({other.status})"
+                )
+            if same:
+                del self._relays[other.local_media_session_id]
+                break
+
+    def _start(self, relay: Relay) -> Relay:
+        try:  # validate early: a bad URI is a 400, not a FAILED relay
+            agent_url(relay.uri, self._use_ssl)
+        except AgentError as exc:
+            raise RelayError(400, exc.info) from None
+        self._relays[relay.local_media_session_id] = relay
+        run = self._run_push if relay.direction == "push" else self._run_pull
+        relay.task = self._tasks.spawn(run(relay), f"{relay.direction}:{relay.local_stream_name}")
+        logger.info(
+            "relay %s %s: %r → %s as %r",
+            relay.direction,
+            relay.local_media_session_id,
+            relay.local_stream_name,
+            relay.uri,
+            relay.remote_stream_name,
+        )
+        self._trim()
+        return relay
+
+    def _trim(self) -> None:
+        finished = [r for r in self._relays.values() if r.finished]
+        for relay in finished[: max(0, len(finished) - MAX_FINISHED)]:
+            del self._relays[relay.local_media_session_id]
+
+    def push(self, uri: str, local_name: str, remote_name: str) -> Relay:
+        """Start relaying a local live stream to ``uri`` (404 if it is not live, 409 if running)."""
+        try:
+            self._streams.get_live(local_name)
+        except StreamError:
+            raise RelayError(404, f"local stream {local_name!r} is not published") from None
+        relay = Relay("push", uri, local_name, remote_name)
+        self._check_duplicate(relay)
+        return self._start(relay)
+
+    def pull(self, uri: str, remote_name: str, local_name: str) -> Relay:
+        """Bring ``remote_name`` from ``uri`` in as the local stream ``local_name`` (409 if taken)."""
+        relay = Relay("pull", uri, local_name, remote_name)
+        self._check_duplicate(relay)
+        try:
+            agent_url(uri, self._use_ssl)
+        except AgentError as exc:
+            raise RelayError(400, exc.info) from None
+        if self._streams.find(local_name) is not None:
+            raise RelayError(409, f"local stream name {local_name!r} is already in use")
+        peer = WebRtcPublisher(self._media, f"pull {remote_name!r} from {uri} as {local_name!r}")
+        relay.peer = peer
+        relay.stream = self._streams.create(local_name, relay)
+        relay.on_end = lambda info: self._finish(relay, m.STOPPED, info)
+        peer.on_lost = lambda info: self._finish(relay, m.FAILED, info or "Remote closed the connection")
+        return self._start(relay)
+
+    def terminate(self, relay: Relay) -> None:
+        """End a relay on both sides (``Stopped by rest /terminate``); a finished one is removed."""
+        if relay.finished:
+            self._relays.pop(relay.local_media_session_id, None)
+            return
+        status = m.UNPUBLISHED if relay.direction == "push" else m.STOPPED
+        self._finish(relay, status, m.STOPPED_BY_REST_TERMINATE)
+
+    # --- running a relay ------------------------------------------------------------------
+    async def _connect(self, relay: Relay) -> WcsAgent:
+        relay.status = m.PENDING
+        url = agent_url(relay.uri, self._use_ssl)
+        ssl_arg: ssl.SSLContext | bool = self._ssl if url.startswith("wss:") else False
+        relay.agent = WcsAgent(url, ssl_arg, f"{relay.direction} {relay.local_stream_name!r}")
+        await relay.agent.connect()
+        return relay.agent
+
+    async def _answer_and_status(self, relay: Relay, agent: WcsAgent, msid: str, wanted: str) -> str:
+        """Wait for setRemoteSDP then the remote's status; returns the SDP answer."""
+        queue = agent.watch(msid)
+        sdp = ""
+        async with asyncio.timeout(NEGOTIATION_TIMEOUT):
+            while True:
+                message, item = await queue.get()
+                if message == "setRemoteSDP":
+                    sdp = str(item)
+                    relay.remote_media_session_id = msid
+                    if isinstance(relay.peer, WebRtcPlayer):
+                        await relay.peer.accept(sdp)
+                    else:
+                        assert isinstance(relay.peer, WebRtcPublisher) and relay.stream is not None
+                        await relay.peer.accept(sdp, relay.stream.forward)
+                        relay.stream.set_tracks(relay.peer.tracks)
+                elif message == "notifyStreamStatusEvent":
+                    status = item.get("status")
+                    if status == wanted and sdp:
+                        return sdp
+                    if status in _TERMINAL:
+                        raise AgentError(f"Remote {status}: {item.get('info') or 'no info'}")
+                elif message == "closed":
+                    raise AgentError(f"Connection to {agent.url} lost: {item}")
+
+    async def _watch_remote(self, relay: Relay, agent: WcsAgent, msid: str) -> None:
+        """Until the relay ends: follow the remote's statuses for our stream."""
+        queue = agent.watch(msid)
+        while True:
+            message, item = await queue.get()
+            if message == "closed":
+                self._finish(relay, m.FAILED, f"Connection to {agent.url} lost")
+                return
+            if message == "notifyStreamStatusEvent" and item.get("status") in _TERMINAL:
+                info = item.get("info") or ""
+                status = m.FAILED if item.get("status") == m.FAILED else item.get("status")
+                self._finish(relay, str(status), f"Remote {item.get('status')}: {info}")
+                return
+
+    async def _run_push(self, relay: Relay) -> None:
+        msid = str(uuid.uuid4())
+        try:
+            stream = self._streams.get_live(relay.local_stream_name)
+            relay.stream = stream
+            agent = await self._connect(relay)
+            peer = WebRtcPlayer(self._media, f"push {relay.local_stream_name!r} to {relay.uri}")
+            relay.peer = peer
+            peer.on_end = lambda info: self._finish(relay, m.UNPUBLISHED, info)
+            peer.on_lost = lambda info: self._finish(relay, m.FAILED, info or "Remote closed the connection")
+            tracks = stream.track_infos()
+            relay.has_audio, relay.has_video = "audio" in tracks, "video" in tracks
+            sdp = await peer.offer(tracks)
+            await agent.publish(msid, relay.remote_stream_name, sdp, set(tracks))
+            await self._answer_and_status(relay, agent, msid, m.PUBLISHING)
+            await peer.wait_connected()
+            if stream.closed:
+                raise StreamError(m.STOPPED_BY_PUBLISHER_STOP)
+            peer.build_sinks()
+            peer.stream = stream
+            stream.add_player(peer)
+        except (AgentError, PeerError, StreamError) as exc:
+            self._finish(relay, m.FAILED, _info(exc))
+            return
+        except TimeoutError:
+            self._finish(relay, m.FAILED, "Remote did not answer in time")
+            return
+        relay.status = m.PUBLISHING
+        logger.info(
+            "relay push %s: publishing %r on %s",
+            relay.local_media_session_id,
+            relay.remote_stream_name,
+            relay.uri,
+        )
+        await self._watch_remote(relay, agent, msid)
+
+    async def _run_pull(self, relay: Relay) -> None:
+        msid = str(uuid.uuid4())
+        peer = relay.peer
+        assert isinstance(peer, WebRtcPublisher) and relay.stream is not None
+        try:
+            agent = await self._connect(relay)
+            sdp = await peer.offer()
+            await agent.play(msid, relay.remote_stream_name, sdp)
+            await self._answer_and_status(relay, agent, msid, m.PLAYING)
+            await peer.wait_connected()
+        except (AgentError, PeerError) as exc:
+            self._finish(relay, m.FAILED, _info(exc))
+            return
+        except TimeoutError:
+            self._finish(relay, m.FAILED, "Remote did not answer in time")
+            return
+        tracks = relay.stream.track_infos()
+        relay.has_audio, relay.has_video = "audio" in tracks, "video" in tracks
+        relay.stream.go_live()
+        relay.status = m.PLAYING
+        logger.info(
+            "relay pull %s: %r from %s live as %r",
+            relay.local_media_session_id,
+            relay.remote_stream_name,
+            relay.uri,
+            relay.local_stream_name,
+        )
+        await self._watch_remote(relay, agent, msid)
+
+    def _finish(self, relay: Relay, status: str, info: str) -> None:
+        """End a relay (idempotent): detach from the local stream, tell the remote, free everything."""
+        if relay.finished:
+            return
+        relay.status, relay.info = status, info
+        logger.info("relay %s %s: %s (%s)", relay.direction, relay.local_media_session_id, status, info)
+        stream = relay.stream
+        if stream is not None:
+            if relay.direction == "pull" and stream.publisher is relay:
+                stream.close(m.STOPPED_BY_PUBLISHER_STOP)
+            elif isinstance(relay.peer, WebRtcPlayer):
+                stream.remove_player(relay.peer)
+        if relay.task is not None and relay.task is not asyncio.current_task():
+            relay.task.cancel()
+        release = self._tasks.spawn(self._release(relay), f"release:{relay.local_media_session_id}")
+        self._releases.add(release)
+        release.add_done_callback(self._releases.discard)
+
+    async def _release(self, relay: Relay) -> None:
+        agent, peer = relay.agent, relay.peer
+        if agent is not None and relay.remote_media_session_id and not agent.closed.is_set():
+            stop = "unPublishStream" if relay.direction == "push" else "stopStream"
+            try:
+                await agent.send(
+                    stop, {"mediaSessionId": relay.remote_media_session_id, "name": relay.remote_stream_name}
+                )
+            except AgentError:
+                pass
+        if peer is not None:
+            await peer.close()
+        if agent is not None:
+            await agent.close()
+
+    async def close(self) -> None:
+        """Terminate every relay (the remotes are told), wait for their release, stop tasks."""
+        for relay in list(self._relays.values()):
+            if not relay.finished:
+                self.terminate(relay)
+        if self._releases:
+            await asyncio.wait(self._releases, timeout=5.0)
+        await self._tasks.close()
+
+
+def _info(exc: Exception) -> str:
+    return str(getattr(exc, "info", None) or exc)
