@@ -9,7 +9,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from conftest import make_settings
+from conftest import free_port, make_settings
 from rtcdn.server import Server
 from wcs_client import WcsClient, count_frames
 
@@ -113,3 +113,80 @@ async def test_error_statuses(pair: tuple[Server, Server]) -> None:
         assert code == 200
         record = await wait_relay(a, "FAILED", timeout=12)
         assert "Failed to connect" in str(record["info"])
+
+
+async def test_wss_relay_with_trusted_self_signed_certificate(tmp_path: Path) -> None:
+    b = Server(make_settings(wss_port=free_port()), tmp_path / "b")
+    await b.start()
+    a = Server(
+        make_settings(wcs_agent_ssl=True, wcs_agent_ssl_ca_file=str(tmp_path / "b" / "cert.pem")),
+        tmp_path / "a",
+    )
+    await a.start()
+    untrusting = Server(make_settings(wcs_agent_ssl=True), tmp_path / "c")
+    await untrusting.start()
+    try:
+        async with WcsClient(ws(a)) as pub, WcsClient(ws(untrusting)) as pub2, WcsClient(ws(b)) as viewer:
+            await pub.publish("secure")
+            uri = f"wss://127.0.0.1:{b.settings.wss_port}/websocket"
+            code, _ = await rest(
+                a, "pull/push", {"uri": uri, "localStreamName": "secure", "remoteStreamName": "secure"}
+            )
+            assert code == 200
+            await wait_relay(a, "PUBLISHING")
+            _, pc, status = await viewer.play("secure")
+            assert status is not None and status["status"] == "PLAYING"
+            video = next(r.track for r in pc.getReceivers() if r.track.kind == "video")
+            assert await count_frames(video, 1.5) > 5
+            # a server that does not trust B's certificate refuses to relay there
+            await pub2.publish("secure2")
+            await rest(
+                untrusting, "pull/push", {"uri": uri, "localStreamName": "secure2", "remoteStreamName": "x"}
+            )
+            record = await wait_relay(untrusting, "FAILED")
+            assert (
+                "CERTIFICATE_VERIFY_FAILED" in str(record["info"])
+                or "certificate" in str(record["info"]).lower()
+            )
+    finally:
+        for server in (a, b, untrusting):
+            await server.close()
+
+
+async def test_chain_a_b_c_and_keyframes_travel_back(tmp_path: Path) -> None:
+    servers = [Server(make_settings(), tmp_path / n) for n in "abc"]
+    for s in servers:
+        await s.start()
+    a, b, c = servers
+    try:
+        async with WcsClient(ws(a)) as pub, WcsClient(ws(c)) as viewer:
+            await pub.publish("chain")
+            assert (
+                await rest(
+                    a, "pull/push", {"uri": ws(b), "localStreamName": "chain", "remoteStreamName": "chain"}
+                )
+            )[0] == 200
+            await wait_relay(a, "PUBLISHING")
+            assert (
+                await rest(
+                    b, "pull/push", {"uri": ws(c), "localStreamName": "chain", "remoteStreamName": "chain"}
+                )
+            )[0] == 200
+            await wait_relay(b, "PUBLISHING")
+            origin = a.streams.find("chain")
+            assert origin is not None
+            keyframes_before = origin.tracks["video"].keyframes
+            _, pc, status = await viewer.play("chain")
+            assert status is not None and status["status"] == "PLAYING"
+            video = next(r.track for r in pc.getReceivers() if r.track.kind == "video")
+            assert await count_frames(video, 2.0) > 10
+            # the player's join on C asked A's publisher for a keyframe, through B
+            assert origin.tracks["video"].keyframes > keyframes_before
+            code, streams = await rest(b, "stream/find_all")
+            assert code == 200 and {(s["published"], s["name"]) for s in streams} >= {
+                (True, "chain"),
+                (False, "chain"),
+            }
+    finally:
+        for s in servers:
+            await s.close()
