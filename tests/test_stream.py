@@ -87,8 +87,22 @@ async def test_keyframe_requests_are_rate_limited_and_coalesced() -> None:
     for _ in range(5):
         stream.request_keyframe()
     assert publisher.keyframes == 1  # too soon after the last PLI: deferred, coalesced
-    await asyncio.sleep(0.4)
+    await asyncio.sleep(0.6)
     assert publisher.keyframes == 2
+
+
+async def test_keyframe_asked_again_while_players_wait(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("rtcdn.stream.KEYFRAME_WAIT", 0.2)
+    publisher = FakePublisher()
+    stream = StreamManager().create("s", publisher)
+    stream.set_tracks([VP8])
+    stream.go_live()
+    stream.add_player(FakePlayer())  # PLI 1 at t=0, which the encoder ignores
+    await asyncio.sleep(0.6)  # wait ends at 0.2, the rate limit lets PLI 2 go at 0.5
+    assert publisher.keyframes == 2  # asked again once the wait and the rate limit passed
+    stream.forward("video", RTP, 1, 0)
+    await asyncio.sleep(0.7)
+    assert publisher.keyframes == 2  # the player got its keyframe: no more asking
 
 
 async def test_new_player_waits_for_a_keyframe() -> None:

@@ -119,10 +119,12 @@ class Server:
             return
         self._closed = True
         logger.info("shutting down: %d session(s), %d stream(s)", len(self.sessions), len(self.streams))
+        # streams first, so players hear "Server shutdown" rather than "Stopped by publisher stop"
+        self.streams.close_all(SHUTDOWN_INFO)
         await asyncio.gather(
             *(s.close(SHUTDOWN_INFO) for s in list(self.sessions.values())), return_exceptions=True
         )
-        self.streams.close_all(SHUTDOWN_INFO)
+        await self.relays.close()
         await asyncio.gather(*(p.close() for p in list(self.media.peers)), return_exceptions=True)
         for runner in reversed(self._runners):
             await runner.cleanup()

@@ -17,10 +17,11 @@ from .rtp import PacketHistory, RtpError, RtpRewriter, RtpSink, TrackInfo, heade
 
 logger = logging.getLogger(__name__)
 
-KEYFRAME_MIN_INTERVAL = 0.3
-"Seconds between two PLIs sent to a publisher; requests in between are coalesced into one."
+KEYFRAME_MIN_INTERVAL = 0.5
+"""Seconds between two PLIs sent to a publisher; requests in between are coalesced into one.
+Above Chrome's own 300 ms (``kMinKeyframeSendIntervalMs``): Chrome ignores a PLI that soon."""
 KEYFRAME_WAIT = 1.0
-"After a PLI, further requests wait this long for the keyframe before asking again."
+"After a PLI, requests wait this long for the keyframe; then players still waiting ask again."
 
 
 def media_fields(tracks: Mapping[str, TrackInfo]) -> dict[str, object]:
@@ -121,6 +122,7 @@ class Stream:
         self._last_pli = 0.0
         self._pli_outstanding = False
         self._pli_timer: asyncio.TimerHandle | None = None
+        self._pli_check: asyncio.TimerHandle | None = None
 
     # --- publisher side -------------------------------------------------------------------
     def set_tracks(self, tracks: Iterable[TrackInfo]) -> None:
@@ -225,6 +227,18 @@ class Stream:
         self._pli_outstanding = True
         if not self.closed:
             self.publisher.request_keyframe()
+            if self._pli_check is not None:
+                self._pli_check.cancel()
+            self._pli_check = asyncio.get_running_loop().call_later(KEYFRAME_WAIT, self._check_keyframe)
+
+    def _check_keyframe(self) -> None:
+        """The PLI got no keyframe (lost, or ignored by the encoder): ask again if players wait."""
+        self._pli_check = None
+        fan = self.tracks.get("video")
+        if self._pli_outstanding and fan is not None and fan.waiting and not self.closed:
+            logger.info("stream %r: no keyframe %.1f s after a PLI, asking again", self.name, KEYFRAME_WAIT)
+            self._pli_outstanding = False
+            self.request_keyframe()
 
     # --- lifecycle ------------------------------------------------------------------------
     def close(self, info: str, notify_publisher: bool = False) -> None:
@@ -233,9 +247,10 @@ class Stream:
             return
         self.closed = True
         self.live = False
-        if self._pli_timer is not None:
-            self._pli_timer.cancel()
-            self._pli_timer = None
+        for timer in (self._pli_timer, self._pli_check):
+            if timer is not None:
+                timer.cancel()
+        self._pli_timer = self._pli_check = None
         self._manager._forget(self)
         players, self.players = self.players, []
         for fan in self.tracks.values():
