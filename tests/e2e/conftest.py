@@ -7,6 +7,7 @@ the H264 one gets ``codecs=opus,h264`` from a flashphoner.properties.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -57,16 +58,16 @@ def _wait_ready(proc: subprocess.Popen[bytes], log: Path, timeout: float = 20.0)
         time.sleep(0.05)
 
 
-@pytest.fixture(scope="session", params=list(SERVERS))
-def live_server(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+@contextlib.contextmanager
+def rtcdn_process(
+    host: str, workdir: Path, properties: str | None, codec: str = "VP8"
 ) -> Iterator[LiveServer]:
-    """``rtcdn serve`` as a subprocess; SIGTERM at the end must shut it down cleanly (exit 0)."""
+    """``rtcdn serve`` on ``host`` (default ports) as a subprocess; its state (the self-signed
+    certificate) lives in ``workdir/state``. SIGTERM at the end must shut it down cleanly (exit 0)
+    and the log must hold no ERROR or traceback."""
     if not (WEBSDK / "package.json").exists():
         pytest.fail(f"the WebSDK is not installed in {WEBSDK} (run `make install`)")
-    codec: str = request.param
-    host, properties = SERVERS[codec]
-    workdir = tmp_path_factory.mktemp(f"rtcdn-{codec}")
+    workdir.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "rtcdn", "serve", "--bind", host, "--state-dir", str(workdir / "state")]
     cmd += ["--websdk-dir", str(WEBSDK)]
     if properties is not None:
@@ -77,7 +78,7 @@ def live_server(
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=workdir)
     _wait_ready(proc, log)
     try:
-        yield LiveServer(host, codec)
+        yield LiveServer(host, codec, workdir)
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -89,6 +90,17 @@ def live_server(
     assert code == 0, f"rtcdn exited with {code} after SIGTERM:\n{_log_tail(log)}"
     problems = [line for line in log.read_text().splitlines() if " ERROR " in line or "Traceback" in line]
     assert not problems, "rtcdn logged errors:\n" + "\n".join(problems)
+
+
+@pytest.fixture(scope="session", params=list(SERVERS))
+def live_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
+    """One server per codec for the demo-page tests."""
+    codec: str = request.param
+    host, properties = SERVERS[codec]
+    with rtcdn_process(host, tmp_path_factory.mktemp(f"rtcdn-{codec}"), properties, codec) as server:
+        yield server
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Self
 from urllib.parse import urlencode
 
@@ -72,13 +73,23 @@ class LiveServer:
 
     host: str
     codec: str
+    workdir: Path | None = None
 
     @property
     def ws_url(self) -> str:
         return f"ws://{self.host}:8080"
 
-    def demo(self, path: str, **query: str) -> str:
-        url = f"http://{self.host}:9091/client2/examples/demo/streaming/{path}"
+    @property
+    def wss_url(self) -> str:
+        return f"wss://{self.host}:8443"
+
+    @property
+    def rest_url(self) -> str:
+        return f"http://{self.host}:8081/rest-api"
+
+    def demo(self, path: str, https: bool = False, **query: str) -> str:
+        base = f"https://{self.host}:8888" if https else f"http://{self.host}:9091"
+        url = f"{base}/client2/examples/demo/streaming/{path}"
         return f"{url}?{urlencode(query)}" if query else url
 
 
@@ -208,9 +219,14 @@ class Player(DemoPage):
     """player/player.html: the WCS URL is prefilled from the page's host, the name from ?streamName=."""
 
     @classmethod
-    async def load(cls, context: BrowserContext, server: LiveServer, name: str) -> Player:
-        self = await cls.open(context, server, server.demo("player/player.html", streamName=name))
-        await expect(self.page.locator("#url")).to_have_value(server.ws_url)
+    async def load(
+        cls, context: BrowserContext, server: LiveServer, name: str, https: bool = False
+    ) -> Player:
+        """The page over http (it connects to ws://host:8080) or https (wss://host:8443)."""
+        self = await cls.open(
+            context, server, server.demo("player/player.html", https=https, streamName=name)
+        )
+        await expect(self.page.locator("#url")).to_have_value(server.wss_url if https else server.ws_url)
         return self
 
     async def play(self) -> None:

@@ -190,3 +190,23 @@ async def test_chain_a_b_c_and_keyframes_travel_back(tmp_path: Path) -> None:
     finally:
         for s in servers:
             await s.close()
+
+
+async def test_remote_going_away_fails_the_relay(tmp_path: Path) -> None:
+    a, b = Server(make_settings(), tmp_path / "a"), Server(make_settings(), tmp_path / "b")
+    await a.start()
+    await b.start()
+    try:
+        async with WcsClient(ws(a)) as pub:
+            await pub.publish("gone")
+            await rest(a, "pull/push", {"uri": ws(b), "localStreamName": "gone", "remoteStreamName": "gone"})
+            await wait_relay(a, "PUBLISHING")
+            await b.close()  # the remote shuts down
+            record = await wait_relay(a, "FAILED")
+            assert record["info"], record
+            stream = a.streams.find("gone")
+            assert stream is not None and stream.players == []  # the relay's player left the local stream
+            assert len(a.media.peers) == 1  # only the browser-side publisher's peer is left
+    finally:
+        await a.close()
+        await b.close()

@@ -247,9 +247,11 @@ class RelayManager:
                 self._finish(relay, m.FAILED, f"Connection to {agent.url} lost")
                 return
             if message == "notifyStreamStatusEvent" and item.get("status") in _TERMINAL:
-                info = item.get("info") or ""
-                status = m.FAILED if item.get("status") == m.FAILED else item.get("status")
-                self._finish(relay, str(status), f"Remote {item.get('status')}: {info}")
+                remote = str(item.get("status"))
+                # a pull ends normally when the remote's publisher stops; anything else the
+                # remote ends (a push unpublished there, a shutdown) is a failure of the relay
+                status = m.STOPPED if relay.direction == "pull" and remote == m.STOPPED else m.FAILED
+                self._finish(relay, status, f"Remote {remote}: {item.get('info') or 'no info'}")
                 return
 
     async def _run_push(self, relay: Relay) -> None:
