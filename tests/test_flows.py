@@ -54,3 +54,12 @@ async def test_duplicate_name_keeps_first(server: Server, ws_url: str) -> None:
         assert status is not None and status["status"] == "PLAYING"
         video = next(r.track for r in pc.getReceivers() if r.track.kind == "video")
         assert await count_frames(video, 1.5) > 5
+
+
+async def test_player_offering_kinds_in_another_order(server: Server, ws_url: str) -> None:
+    async with WcsClient(ws_url) as pub, WcsClient(ws_url) as viewer:
+        await pub.publish("order")  # audio first
+        _, pc, status = await viewer.play("order", kinds=("video", "audio"))
+        assert status is not None and status["status"] == "PLAYING", status
+        video = next(r.track for r in pc.getReceivers() if r.track.kind == "video")
+        assert await count_frames(video, 1.5) > 5

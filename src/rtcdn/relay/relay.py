@@ -189,7 +189,9 @@ class RelayManager:
             raise RelayError(400, exc.info) from None
         if self._streams.find(local_name) is not None:
             raise RelayError(409, f"local stream name {local_name!r} is already in use")
-        peer = WebRtcPublisher(self._media, f"pull {remote_name!r} from {uri} as {local_name!r}")
+        peer = WebRtcPublisher(
+            self._media, f"pull {remote_name!r} from {uri} as {local_name!r}", offerer=True
+        )
         relay.peer = peer
         relay.stream = self._streams.create(local_name, relay)
         relay.on_end = lambda info: self._finish(relay, m.STOPPED, info)
@@ -260,7 +262,7 @@ class RelayManager:
             stream = self._streams.get_live(relay.local_stream_name)
             relay.stream = stream
             agent = await self._connect(relay)
-            peer = WebRtcPlayer(self._media, f"push {relay.local_stream_name!r} to {relay.uri}")
+            peer = WebRtcPlayer(self._media, f"push {relay.local_stream_name!r} to {relay.uri}", offerer=True)
             relay.peer = peer
             peer.on_end = lambda info: self._finish(relay, m.UNPUBLISHED, info)
             peer.on_lost = lambda info: self._finish(relay, m.FAILED, info or "Remote closed the connection")
