@@ -81,12 +81,15 @@ def _check_offer(sdp: object, what: str = "offer") -> None:
 
 
 class _Peer:
-    def __init__(self, media: MediaConfig, label: str) -> None:
+    def __init__(self, media: MediaConfig, label: str, offerer: bool = False) -> None:
         _aiortc.register_codecs()
         self.label = label
         self._media = media
-        # one transport for audio and video also when rtcdn makes the offer (relays)
-        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
+        # An offerer (a relay) bundles audio and video on one transport from the start. An
+        # answerer must not: aiortc would drop the transport of the first transceiver it made
+        # when the offer's BUNDLE group starts with the other kind.
+        policy = RTCBundlePolicy.MAX_BUNDLE if offerer else RTCBundlePolicy.BALANCED
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=policy))
         self._connected = asyncio.Event()
         self._ended = asyncio.Event()
         self._was_connected = False
@@ -182,10 +185,11 @@ class _Peer:
 
 
 class WebRtcPublisher(_Peer):
-    """Receives a publisher's media and hands raw RTP to ``on_rtp`` (a Stream's ``forward``)."""
+    """Receives a publisher's media and hands raw RTP to ``on_rtp`` (a Stream's ``forward``).
+    ``offerer=True`` for a pull relay, which makes the offer (:meth:`offer`, :meth:`accept`)."""
 
-    def __init__(self, media: MediaConfig, label: str) -> None:
-        super().__init__(media, label)
+    def __init__(self, media: MediaConfig, label: str, offerer: bool = False) -> None:
+        super().__init__(media, label, offerer)
         self.tracks: list[TrackInfo] = []
         self._request_keyframe: Callable[[], None] = lambda: None
         self.on_end: Callable[[str], None] | None = None
@@ -261,8 +265,8 @@ class WebRtcPublisher(_Peer):
 class WebRtcPlayer(_Peer):
     """Sends a Stream's RTP to one player; implements :class:`rtcdn.stream.Player`."""
 
-    def __init__(self, media: MediaConfig, label: str) -> None:
-        super().__init__(media, label)
+    def __init__(self, media: MediaConfig, label: str, offerer: bool = False) -> None:
+        super().__init__(media, label, offerer)
         self._sinks: dict[str, RtpSink] = {}
         self._plans: dict[str, tuple[Any, TrackInfo, dict[str, int], EgressState]] = {}
         self.stream: Any = None
@@ -272,8 +276,8 @@ class WebRtcPlayer(_Peer):
     async def answer(self, offer_sdp: str, tracks: Mapping[str, TrackInfo]) -> str:
         """Answer a recvonly offer with exactly the publisher's codecs."""
         _check_offer(offer_sdp)
-        offered = {line.split()[0][2:] for line in offer_sdp.splitlines() if line.startswith("m=")}
-        self._plan({kind: info for kind, info in tracks.items() if kind in offered})
+        offered = [line.split()[0][2:] for line in offer_sdp.splitlines() if line.startswith("m=")]
+        self._plan({kind: tracks[kind] for kind in dict.fromkeys(offered) if kind in tracks})
         sdp = await self._negotiate(offer_sdp)
         self._check_negotiated()
         return sdp
