@@ -120,36 +120,36 @@ class _Peer:
             self._remote_closed = True
 
     async def _negotiate(self, offer_sdp: str, prepare: Callable[[], None] | None = None) -> str:
-        _check_offer(offer_sdp)
-        try:
-            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
-        except OperationError as exc:
-            raise PeerError("No common codecs", str(exc)) from exc
-        except (ValueError, InvalidAccessError, InvalidStateError, KeyError, IndexError) as exc:
-            raise PeerError("Failed by error", f"bad SDP offer: {exc}") from exc
+        """Answerer: apply the offer, let ``prepare`` narrow the codecs, return the answer."""
+        await self._set_remote(offer_sdp, "offer")
         if prepare is not None:
             prepare()
-        _aiortc.patch_gathering(self.pc, self._media.addresses, self._media.ports, self._media.public_ip)
-        answer = await self.pc.createAnswer()
-        await self.pc.setLocalDescription(answer)
-        self._dtls().on("statechange", self._on_dtls_state)
-        return str(self.pc.localDescription.sdp)
+        return await self._set_local()
 
     async def _create_offer(self) -> str:
-        _aiortc.patch_gathering(self.pc, self._media.addresses, self._media.ports, self._media.public_ip)
-        offer = await self.pc.createOffer()
-        await self.pc.setLocalDescription(offer)
-        self._dtls().on("statechange", self._on_dtls_state)
-        return str(self.pc.localDescription.sdp)
+        """Offerer (relays): gather and return the offer."""
+        return await self._set_local()
 
     async def _apply_answer(self, answer_sdp: str) -> None:
-        _check_offer(answer_sdp, "answer")
+        await self._set_remote(answer_sdp, "answer")
+
+    async def _set_remote(self, sdp: str, kind: str) -> None:
+        _check_offer(sdp, kind)
         try:
-            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer_sdp, type="answer"))
+            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type=kind))
         except OperationError as exc:
             raise PeerError("No common codecs", str(exc)) from exc
         except (ValueError, InvalidAccessError, InvalidStateError, KeyError, IndexError) as exc:
-            raise PeerError("Failed by error", f"bad SDP answer: {exc}") from exc
+            raise PeerError("Failed by error", f"bad SDP {kind}: {exc}") from exc
+
+    async def _set_local(self) -> str:
+        """Create the offer or answer, gather candidates (inline in the SDP), watch DTLS."""
+        _aiortc.patch_gathering(self.pc, self._media.addresses, self._media.ports, self._media.public_ip)
+        answering = self.pc.signalingState == "have-remote-offer"
+        description = await (self.pc.createAnswer() if answering else self.pc.createOffer())
+        await self.pc.setLocalDescription(description)
+        self._dtls().on("statechange", self._on_dtls_state)
+        return str(self.pc.localDescription.sdp)
 
     async def wait_connected(self, timeout: float | None = None) -> None:
         """Wait for ICE + DTLS; raises :class:`PeerError` with the WCS info on failure."""
