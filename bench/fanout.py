@@ -17,13 +17,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import math
 import multiprocessing as mp
-import os
 import platform
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,6 +33,7 @@ import aiohttp
 import psutil  # type: ignore[import-untyped]
 
 from _media import Clip, ClipTrack, encode_audio, encode_video
+from _server import ServerProcess, cpu_seconds, percentile, write_results
 from _wcs import LeanPlayer, Publisher
 
 RESULTS = Path(__file__).resolve().parent / "results" / "fanout.json"
@@ -141,83 +138,7 @@ class Worker:
             self.process.join()
 
 
-# --- the server ---------------------------------------------------------------------------------
-
-
-class ServerProcess:
-    """``rtcdn serve`` on a dedicated address, its log in a temporary folder."""
-
-    def __init__(self, address: str, ws_port: int, media_ports: str, folder: Path) -> None:
-        self.address, self.ws_port = address, ws_port
-        self.url = f"ws://{address}:{ws_port}/"
-        config = folder / "conf"
-        config.mkdir()
-        (config / "flashphoner.properties").write_text("keep_alive.server_interval=5000\n")
-        self.log_path = folder / "server.log"
-        options = {
-            "--bind": address,
-            "--ws-port": str(ws_port),
-            "--wss-port": "0",
-            "--http-ports": "0",
-            "--https-ports": "0",
-            "--media-ports": media_ports,
-            "--state-dir": str(folder / "state"),
-            "--config-dir": str(config),
-            "--log-level": "INFO",
-        }
-        self.command = [
-            sys.executable,
-            "-m",
-            "rtcdn",
-            "serve",
-            *(x for item in options.items() for x in item),
-        ]
-        self.process: subprocess.Popen[bytes] | None = None
-        self.ps: psutil.Process | None = None
-        self.exit_code: int | None = None
-        self.shutdown_seconds: float | None = None
-
-    def start(self, timeout: float = 20) -> None:
-        with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT)
-        self.ps = psutil.Process(self.process.pid)
-        deadline = time.monotonic() + timeout
-        while "ready:" not in self.log():
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"server did not start:\n{self.log()[-2000:]}")
-            time.sleep(0.05)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self, timeout: float = 15) -> None:
-        if self.process is None or self.exit_code is not None:
-            return
-        started = time.monotonic()
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.exit_code = self.process.wait(timeout)
-            self.shutdown_seconds = time.monotonic() - started
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.exit_code = self.process.wait()
-
-    def problems(self) -> list[str]:
-        """Log lines at WARNING and above, and tracebacks."""
-        return [
-            line
-            for line in self.log().splitlines()
-            if " WARNING " in line or " ERROR " in line or " CRITICAL " in line or "Traceback" in line
-        ]
-
-
 # --- measuring ----------------------------------------------------------------------------------
-
-
-def _cpu_seconds(process: psutil.Process) -> float:
-    times = process.cpu_times()
-    return float(times.user + times.system)
 
 
 def _udp_counters() -> dict[str, int]:
@@ -241,7 +162,7 @@ class Window:
 
 def measure(groups: dict[str, Sequence[psutil.Process]], seconds: float) -> Window:
     def sample() -> dict[str, float]:
-        return {name: sum(_cpu_seconds(p) for p in procs) for name, procs in groups.items()}
+        return {name: sum(cpu_seconds(p) for p in procs) for name, procs in groups.items()}
 
     psutil.cpu_percent()
     before, started = sample(), time.monotonic()
@@ -251,14 +172,6 @@ def measure(groups: dict[str, Sequence[psutil.Process]], seconds: float) -> Wind
     cpu = {k: 100 * (after[k] - before[k]) / elapsed for k in groups}
     others = max(0.0, box * (psutil.cpu_count() or 1) - sum(cpu.values()))
     return Window(elapsed, cpu, box, others)
-
-
-def percentile(values: Sequence[float], q: float) -> float | None:
-    """Nearest-rank percentile (``q`` in 0..100)."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
 
 
 # --- one run ------------------------------------------------------------------------------------
@@ -299,7 +212,7 @@ def _drive(
     """Publisher, baseline window, ``n`` players, measurement window, players leave, publisher leaves."""
     assert server.ps is not None
     out: dict[str, Any] = {"players": n}
-    publisher = Worker(publisher_main, server.url, args.client_address, video, audio)
+    publisher = Worker(publisher_main, server.ws_url, args.client_address, video, audio)
     workers: list[Worker] = []
     try:
         ready = publisher.receive(60)
@@ -319,7 +232,7 @@ def _drive(
         started = time.monotonic()
         sizes = _split(n, args.per_worker)
         workers = [
-            Worker(players_main, server.url, args.client_address, k, args.join_concurrency) for k in sizes
+            Worker(players_main, server.ws_url, args.client_address, k, args.join_concurrency) for k in sizes
         ]
         joins = [w.receive(120 + 2 * k) for w, k in zip(workers, sizes, strict=True)]
         out["join_seconds"] = time.monotonic() - started
@@ -378,15 +291,20 @@ def _drive(
 def run(n: int, args: argparse.Namespace, video: Clip, audio: Clip | None) -> dict[str, Any]:
     """One measurement with a fresh server."""
     with tempfile.TemporaryDirectory(prefix="rtcdn-fanout-") as tmp:
-        server = ServerProcess(args.address, args.ws_port, args.media_ports, Path(tmp))
+        server = ServerProcess(
+            f"N{n}",
+            args.address,
+            Path(tmp),
+            args.media_ports,
+            ws_port=args.ws_port,
+            options={"--http-ports": "0"},
+        )
         server.start()
         try:
             out = _drive(n, args, server, video, audio)
         finally:
             server.stop()
-            if args.logs is not None:
-                args.logs.mkdir(parents=True, exist_ok=True)
-                (args.logs / f"server-N{n}.log").write_text(server.log())
+            server.keep_log(args.logs)
         out["server"] = {
             "exit_code": server.exit_code,
             "shutdown_seconds": server.shutdown_seconds,
@@ -439,17 +357,6 @@ CPU in % of one core over the window (N=0: the publisher-only window before play
 CPU / N; Δ/player = (server CPU - that run's N=0 baseline) / N; loss from sequence gaps per SSRC (players send
 no NACK); 1st KF = playStream sent -> first complete VP8 keyframe; pub + players = the load generator;
 others = every other process on the machine; box = the whole machine, % of all {cores} cores."""
-
-
-def _rounded(value: Any) -> Any:
-    """``value`` with every float rounded to 4 decimals (stable, readable diffs)."""
-    if isinstance(value, float):
-        return round(value, 4)
-    if isinstance(value, dict):
-        return {k: _rounded(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_rounded(v) for v in value]
-    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -525,9 +432,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "runs": runs,
     }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(_rounded(report), indent=1) + "\n")
-    print(f"\nwritten: {os.path.relpath(args.output)}")
+    write_results(args.output, report)
     return 0
 
 

@@ -37,12 +37,8 @@ import argparse
 import asyncio
 import fcntl
 import json
-import math
-import os
 import platform
-import signal
 import struct
-import subprocess
 import sys
 import tempfile
 import time
@@ -56,6 +52,7 @@ import psutil  # type: ignore[import-untyped]
 from aiortc import RTCPeerConnection
 
 from _media import Clip, ClipTrack, encode_audio, encode_video
+from _server import ServerProcess, cpu_seconds, percentile_sorted, write_results
 from _wcs import LeanPlayer, Publisher, WcsError, _rtp_header_length
 
 RESULTS = Path(__file__).resolve().parent / "results" / "relay_hop.json"
@@ -88,83 +85,6 @@ def payload_kinds(sdp: str) -> dict[int, str]:
 
 
 # --- the servers ---------------------------------------------------------------------------------
-
-
-class ServerProcess:
-    """``rtcdn serve`` on ``address`` with the default ws/http ports (TLS listeners off)."""
-
-    def __init__(self, name: str, address: str, folder: Path, media_ports: str) -> None:
-        self.name, self.address = name, address
-        self.ws_url = f"ws://{address}:8080"
-        self.rest_url = f"http://{address}:8081/rest-api"
-        config = folder / "conf"
-        config.mkdir(parents=True)
-        (config / "flashphoner.properties").write_text("keep_alive.server_interval=5000\n")
-        self.log_path = folder / "server.log"
-        self.command = [
-            sys.executable,
-            "-m",
-            "rtcdn",
-            "serve",
-            "--bind",
-            address,
-            "--wss-port",
-            "0",
-            "--https-ports",
-            "0",
-            "--media-ports",
-            media_ports,
-            "--state-dir",
-            str(folder / "state"),
-            "--config-dir",
-            str(config),
-            "--log-level",
-            "INFO",
-        ]
-        self.process: subprocess.Popen[bytes] | None = None
-        self.ps: psutil.Process | None = None
-        self.exit_code: int | None = None
-        self.shutdown_seconds: float | None = None
-
-    def start(self, timeout: float = 20) -> None:
-        with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT)
-        self.ps = psutil.Process(self.process.pid)
-        deadline = time.monotonic() + timeout
-        while "ready:" not in self.log():
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"server {self.name} did not start:\n{self.log()[-2000:]}")
-            time.sleep(0.05)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def cpu_seconds(self) -> float:
-        assert self.ps is not None
-        times = self.ps.cpu_times()
-        return float(times.user + times.system)
-
-    def stop(self, timeout: float = 15) -> None:
-        """SIGTERM, then wait (SIGKILL after ``timeout``)."""
-        if self.process is None or self.exit_code is not None:
-            return
-        started = time.monotonic()
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.exit_code = self.process.wait(timeout)
-            self.shutdown_seconds = time.monotonic() - started
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.exit_code = self.process.wait()
-
-    def problems(self) -> list[str]:
-        """Log lines at WARNING and above, and tracebacks."""
-        return [
-            line
-            for line in self.log().splitlines()
-            if " WARNING " in line or " ERROR " in line or " CRITICAL " in line or "Traceback" in line
-        ]
 
 
 def pin(servers: Sequence[ServerProcess]) -> dict[str, int]:
@@ -289,11 +209,6 @@ class TimedPlayer(LeanPlayer):
 # --- figures ---------------------------------------------------------------------------------------
 
 
-def percentile(ordered: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile of sorted values (``q`` in 0..100)."""
-    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
-
-
 def spread(values_ns: list[int]) -> dict[str, float] | None:
     """count, then min/p50/p90/p99/max/mean in ms."""
     if not values_ns:
@@ -302,9 +217,9 @@ def spread(values_ns: list[int]) -> dict[str, float] | None:
     return {
         "count": len(ordered),
         "min": ordered[0],
-        "p50": percentile(ordered, 50),
-        "p90": percentile(ordered, 90),
-        "p99": percentile(ordered, 99),
+        "p50": percentile_sorted(ordered, 50),
+        "p90": percentile_sorted(ordered, 90),
+        "p99": percentile_sorted(ordered, 99),
         "max": ordered[-1],
         "mean": sum(ordered) / len(ordered),
     }
@@ -450,7 +365,7 @@ async def drive(
             groups: dict[str, Callable[[], float]] = {
                 "server_a": a.cpu_seconds,
                 "server_b": b.cpu_seconds,
-                "load_generator": lambda: float(me.cpu_times().user + me.cpu_times().system),
+                "load_generator": lambda: cpu_seconds(me),
             }
             psutil.cpu_percent()
             before = {k: f() for k, f in groups.items()}
@@ -527,16 +442,6 @@ read the datagrams (one per socket per loop iteration, so keyframe bursts smear 
 had the packet before player 1 (A was descheduled between its sends to B and to player 1; see --pin)."""
 
 
-def _rounded(value: Any) -> Any:
-    if isinstance(value, float):
-        return round(value, 4)
-    if isinstance(value, dict):
-        return {k: _rounded(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_rounded(v) for v in value]
-    return value
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     add = parser.add_argument
@@ -598,10 +503,8 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             for server in servers:
                 server.stop()
-            if args.logs is not None:
-                args.logs.mkdir(parents=True, exist_ok=True)
-                for server in servers:
-                    (args.logs / f"server-{server.name}.log").write_text(server.log())
+            for server in servers:
+                server.keep_log(args.logs)
         problems = {s.name: s.problems()[:20] for s in servers}
     if failure:
         print(f"failed: {failure}")
@@ -675,9 +578,7 @@ def main(argv: list[str] | None = None) -> int:
             for s in servers
         },
     }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(_rounded(report), indent=1) + "\n")
-    print(f"\nwritten: {os.path.relpath(args.output)}")
+    write_results(args.output, report)
     return 0
 
 
