@@ -94,6 +94,8 @@ class Settings:
     "ssl.cert_file: PEM certificate for wss/https (default: self-signed in the state dir)."
     tls_key_file: str | None = None
     "ssl.key_file"
+    config_dir: Path | None = None
+    "--config-dir, where loadbalancing.xml is read from when load_balancing_enabled=true."
     node_id: str = ""
     "node_id: name reported in getUserData and stats (default: the bind address)."
 
@@ -214,7 +216,7 @@ def validate(settings: Settings) -> None:
 
 def load(config_dir: Path | None, overrides: dict[str, Any] | None = None) -> Settings:
     """Defaults, then ``<config_dir>/flashphoner.properties`` if present, then ``overrides``."""
-    settings = Settings()
+    settings = Settings(config_dir=config_dir)
     if config_dir is not None:
         if not config_dir.is_dir():
             raise ConfigError(f"{config_dir}: config dir does not exist")

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import ssl
 from pathlib import Path
 
 from aiohttp import web
 
-from .config import Settings
+from .cdn import LOADBALANCING_FILE, Balancer, CdnOrigin, CpuMeter, load_loadbalancing
+from .config import ConfigError, Settings
 from .http.app import create_http_app, create_ws_app
 from .relay import RelayManager
 from .signaling.messages import STOPPED_BY_REST_TERMINATE
@@ -67,9 +69,36 @@ class Server:
             use_ssl=settings.wcs_agent_ssl,
             ssl_context=client_context(settings.wcs_agent_ssl_verify, settings.wcs_agent_ssl_ca_file),
         )
+        self.cpu = CpuMeter()
+        self.balancer: Balancer | None = None
+        self.cdn: CdnOrigin | None = None
+        if settings.load_balancing_enabled:
+            self._setup_cdn()
         self._runners: list[web.AppRunner] = []
         self._closed = False
         self.urls: list[str] = []
+
+    def _setup_cdn(self) -> None:
+        """load_balancing_enabled=true: this node is a CDN 1.0 origin (loadbalancing.xml)."""
+        if self.settings.config_dir is None:
+            raise ConfigError(f"load_balancing_enabled=true needs --config-dir with {LOADBALANCING_FILE}")
+        path = self.settings.config_dir / LOADBALANCING_FILE
+        if not path.exists():
+            raise ConfigError(f"{path}: missing (load_balancing_enabled=true needs it)")
+        config = load_loadbalancing(path)
+        if config.stream_distribution == "rtmp":
+            raise ConfigError(
+                f'{path}: stream_distribution="rtmp" is not supported yet (rtcdn has no RTMP); '
+                'use stream_distribution="webrtc"'
+            )
+        self.balancer = Balancer(config)
+        self.cdn = CdnOrigin(self.streams, self.relays, self.balancer, self.settings.wcs_agent_ssl)
+        logger.info(
+            "CDN origin: %d edge(s), mode %s: %s",
+            len(config.nodes),
+            config.mode,
+            ", ".join(f"{n.id}={n.ip}" for n in config.nodes),
+        )
 
     def _ssl_context(self) -> ssl.SSLContext:
         s = self.settings
@@ -106,6 +135,9 @@ class Server:
         except BaseException:
             await self.close()
             raise
+        if self.balancer is not None and self.cdn is not None:
+            self.balancer.start()
+            self.cdn.start()
         logger.info(
             "rtcdn listening: %s; media on %s ports %d-%d",
             ", ".join(self.urls),
@@ -119,6 +151,10 @@ class Server:
             return
         self._closed = True
         logger.info("shutting down: %d session(s), %d stream(s)", len(self.sessions), len(self.streams))
+        if self.cdn is not None:
+            await self.cdn.close()
+        if self.balancer is not None:
+            await self.balancer.close()
         # streams first, so players hear "Server shutdown" rather than "Stopped by publisher stop"
         self.streams.close_all(SHUTDOWN_INFO)
         await asyncio.gather(
@@ -130,6 +166,29 @@ class Server:
             await runner.cleanup()
         self._runners.clear()
         logger.info("shutdown complete")
+
+    def stat(self) -> dict[str, dict[str, object]]:
+        """This node's figures for ``/?action=stat`` (what the CDN balancer reads)."""
+        publishers = sum(1 for s in self.streams if s.live)
+        players = sum(len(s.players) for s in self.streams)
+        process_load, system_load = self.cpu.read()
+        return {
+            "Connection": {"connections": len(self.sessions), "connections_websocket": len(self.sessions)},
+            "Streams": {
+                "streams": publishers,
+                "publishers": publishers,
+                "players": players,
+                "calls": publishers + players,
+                "streams_webrtc_in": publishers,
+                "streams_webrtc_out": players,
+            },
+            "Core": {
+                "processCpuLoad": f"{process_load:.3f}",
+                "systemCpuLoad": f"{system_load:.3f}",
+                "availableProcessors": os.cpu_count() or 1,
+                "nodeId": self.signaling.node_id,
+            },
+        }
 
     def terminate_media(self, msid: str) -> bool:
         """End a publish/play or relay by its mediaSessionId (REST ``/stream/terminate``)."""

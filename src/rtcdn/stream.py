@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Protocol
 
 from .rtp import PacketHistory, RtpError, RtpRewriter, RtpSink, TrackInfo, header_length, keyframe_detector
@@ -139,6 +139,7 @@ class Stream:
         if not self.closed:
             self.live = True
             logger.info("stream %r: live with %s", self.name, sorted(self.tracks))
+            self._manager._notify("live", self.name)
 
     def forward(self, kind: str, data: bytes, seq: int, rtp_time: int) -> None:
         """Fan one publisher packet out to every player (hot path: no awaits, no logging)."""
@@ -252,6 +253,7 @@ class Stream:
                 timer.cancel()
         self._pli_timer = self._pli_check = None
         self._manager._forget(self)
+        self._manager._notify("closed", self.name)
         players, self.players = self.players, []
         for fan in self.tracks.values():
             fan.groups.clear()
@@ -268,6 +270,12 @@ class StreamManager:
 
     def __init__(self) -> None:
         self._streams: dict[str, Stream] = {}
+        self.listeners: list[Callable[[str, str], None]] = []
+        "Called with (``live`` or ``closed``, stream name); must not raise or block."
+
+    def _notify(self, event: str, name: str) -> None:
+        for listener in self.listeners:
+            listener(event, name)
 
     def create(self, name: str, publisher: Publisher) -> Stream:
         """Reserve ``name`` for a new publisher; raises :class:`StreamError` if it is taken."""

@@ -9,8 +9,10 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from ..cdn.stats import format_stat
 from ..signaling.messages import MAX_FRAME_BYTES
 from ..signaling.session import WcsSession
+from .balancer import add_routes as add_balancer_routes
 from .rest import RestApi, add_routes, rest_middleware
 
 if TYPE_CHECKING:
@@ -49,6 +51,8 @@ def create_ws_app(server: Server) -> web.Application:
 
 async def index(request: web.Request) -> web.Response:
     server: Server = request.app[SERVER_KEY]
+    if request.query.get("action") == "stat":  # WCS's node statistics, read by CDN balancers
+        return web.Response(text=format_stat(server.stat()), headers={"Access-Control-Allow-Origin": "*"})
     links = "".join(
         f'<li><a href="/client2/{html.escape(path)}">{html.escape(name)}</a></li>'
         for name, path in DEMOS.items()
@@ -77,6 +81,8 @@ def create_http_app(server: Server) -> web.Application:
     app = web.Application(middlewares=[rest_middleware], client_max_size=1 << 20)
     app[SERVER_KEY] = server
     add_routes(app, RestApi(server))
+    if server.balancer is not None:
+        add_balancer_routes(app, server)
     app.router.add_get("/", index)
     app.router.add_get("/embed_player", embed_player)
     websdk = server.websdk_dir

@@ -201,6 +201,12 @@ class RestApi:
             self.server.terminate_media(rec["mediaSessionId"])
         return web.json_response(records)
 
+    # --- /cdn --------------------------------------------------------------------------------
+    async def cdn_streams(self, request: web.Request) -> web.Response:
+        if self.server.cdn is None:
+            raise ApiError(404, "this node is not a CDN origin (load_balancing_enabled=false)")
+        return web.json_response(self.server.cdn.routes())
+
     async def openapi(self, request: web.Request) -> web.Response:
         return web.Response(body=OPENAPI.read_bytes(), content_type="application/json")
 
@@ -215,6 +221,7 @@ def add_routes(app: web.Application, api: RestApi) -> None:
         "/rest-api/stream/find": api.stream_find,
         "/rest-api/stream/find_all": api.stream_find_all,
         "/rest-api/stream/terminate": api.stream_terminate,
+        "/rest-api/cdn/streams": api.cdn_streams,
     }
     for path, handler in routes.items():
         app.router.add_post(path, handler)
