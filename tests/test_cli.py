@@ -77,3 +77,23 @@ async def test_sigterm_tells_clients_and_exits_zero(tmp_path: Path) -> None:
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+def test_cdn_config_errors_stop_startup(tmp_path: Path) -> None:
+    (tmp_path / "flashphoner.properties").write_text("load_balancing_enabled=true\n")
+    proc = subprocess.run(
+        [*RTCDN, "serve", "--config-dir", str(tmp_path)], capture_output=True, text=True, timeout=30
+    )
+    assert proc.returncode == 2 and "loadbalancing.xml: missing" in proc.stderr
+    (tmp_path / "loadbalancing.xml").write_text(
+        '<loadbalancer stream_distribution="rtmp"><node><ip>e</ip></node></loadbalancer>'
+    )
+    proc = subprocess.run(
+        [*RTCDN, "serve", "--config-dir", str(tmp_path)], capture_output=True, text=True, timeout=30
+    )
+    assert proc.returncode == 2 and 'stream_distribution="rtmp" is not supported yet' in proc.stderr
+    (tmp_path / "loadbalancing.xml").write_text("<loadbalancer>\n  <node id='1'/>\n</loadbalancer>")
+    proc = subprocess.run(
+        [*RTCDN, "serve", "--config-dir", str(tmp_path)], capture_output=True, text=True, timeout=30
+    )
+    assert proc.returncode == 2 and "loadbalancing.xml:2: <node> has no address" in proc.stderr
