@@ -26,7 +26,7 @@ async def get(url: str) -> tuple[int, Any]:
 
 async def until(predicate: Any, timeout: float = 10) -> None:
     async with asyncio.timeout(timeout):
-        while not await predicate():  # noqa: ASYNC110 - state of other servers, seen over HTTP or by polling
+        while not await predicate():
             await asyncio.sleep(0.1)
 
 

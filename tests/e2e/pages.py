@@ -74,6 +74,7 @@ class LiveServer:
     host: str
     codec: str
     workdir: Path | None = None
+    pid: int = 0
 
     @property
     def ws_url(self) -> str:
