@@ -66,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--websdk-dir", type=Path, help="the @flashphoner/websdk package served under /client2/"
     )
+    serve.add_argument("--workers", type=int, help="processes serving players, one per core (default 1)")
+    serve.add_argument("--worker-index", type=int, default=0, help=argparse.SUPPRESS)
     serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return parser
 
@@ -79,7 +81,10 @@ async def _serve(args: argparse.Namespace) -> int:
         "wss_port": args.wss_port,
         "http_ports": args.http_ports,
         "https_ports": args.https_ports,
+        "workers": args.workers,
     }
+    if args.worker_index:  # a child of --workers: one process, never an origin itself
+        overrides.update(worker_index=args.worker_index, workers=1, load_balancing_enabled=False)
     if args.media_ports:
         overrides["media_port_from"], overrides["media_port_to"] = args.media_ports
     settings = load(args.config_dir, overrides)

@@ -96,6 +96,10 @@ class Settings:
     "ssl.key_file"
     config_dir: Path | None = None
     "--config-dir, where loadbalancing.xml is read from when load_balancing_enabled=true."
+    workers: int = 1
+    "workers: processes serving players (--workers); 1 = this process only."
+    worker_index: int = 0
+    "Set by worker 0 on the workers it starts (--worker-index); never in a file."
     node_id: str = ""
     "node_id: name reported in getUserData and stats (default: the bind address)."
 
@@ -151,6 +155,7 @@ KEYS: dict[str, Callable[[Settings, str], None]] = {
     "ssl.cert_file": _set("tls_cert_file", lambda t: t.strip() or None),
     "ssl.key_file": _set("tls_key_file", lambda t: t.strip() or None),
     "node_id": _set("node_id", str.strip),
+    "workers": _set("workers", _positive),
 }
 
 
@@ -210,6 +215,10 @@ def validate(settings: Settings) -> None:
         raise ConfigError("codecs: no codec rtcdn can forward is enabled")
     if settings.wcs_agent_ssl_ca_file and not Path(settings.wcs_agent_ssl_ca_file).is_file():
         raise ConfigError(f"wcs_agent_ssl_ca_file: {settings.wcs_agent_ssl_ca_file} is not a file")
+    if settings.workers > 1 and settings.load_balancing_enabled:
+        raise ConfigError("workers > 1 together with load_balancing_enabled=true is not supported yet")
+    if settings.workers > 1 and not (settings.ws_port and settings.http_ports):
+        raise ConfigError("workers > 1 needs the ws port and an http port (the balancer lives there)")
     if bool(settings.tls_cert_file) != bool(settings.tls_key_file):
         raise ConfigError("ssl.cert_file and ssl.key_file must be set together")
 

@@ -19,6 +19,7 @@ from .signaling.session import SignalingSettings, WcsSession
 from .stream import StreamManager
 from .tls import client_context, ensure_self_signed, server_context
 from .webrtc import MediaConfig, PortRange, host_addresses
+from .workers import WorkerPool, workers_config
 
 logger = logging.getLogger(__name__)
 
@@ -72,8 +73,13 @@ class Server:
         self.cpu = CpuMeter()
         self.balancer: Balancer | None = None
         self.cdn: CdnOrigin | None = None
+        self.workers: WorkerPool | None = None
         if settings.load_balancing_enabled:
             self._setup_cdn()
+        elif settings.workers > 1:
+            self.workers = WorkerPool(settings, state_dir)
+            self.balancer = Balancer(workers_config(settings))
+            self.cdn = CdnOrigin(self.streams, self.relays, self.balancer, secure=False)
         self._runners: list[web.AppRunner] = []
         self._closed = False
         self.urls: list[str] = []
@@ -135,6 +141,8 @@ class Server:
         except BaseException:
             await self.close()
             raise
+        if self.workers is not None:
+            await self.workers.start()
         if self.balancer is not None and self.cdn is not None:
             self.balancer.start()
             self.cdn.start()
@@ -165,6 +173,8 @@ class Server:
         for runner in reversed(self._runners):
             await runner.cleanup()
         self._runners.clear()
+        if self.workers is not None:
+            await self.workers.close()
         logger.info("shutdown complete")
 
     def stat(self) -> dict[str, dict[str, object]]:

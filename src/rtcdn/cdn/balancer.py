@@ -40,7 +40,7 @@ class Balancer:
 
     def __init__(self, config: LoadBalancerConfig, on_up: Callable[[Node], None] | None = None) -> None:
         self.config = config
-        self.health = {node.id: NodeHealth(node) for node in config.nodes}
+        self.health = {node.id: NodeHealth(node, up=node.local, error="") for node in config.nodes}
         self.on_up = on_up
         self._cursor = 0
         self._tasks = TaskSet("balancer")
@@ -87,7 +87,7 @@ class Balancer:
 
     async def _probe_loop(self) -> None:
         while True:
-            await asyncio.gather(*(self.probe(node) for node in self.config.nodes))
+            await asyncio.gather(*(self.probe(node) for node in self.config.nodes if not node.local))
             await asyncio.sleep(PROBE_INTERVAL)
 
     def pick(self) -> Node | None:

@@ -5,6 +5,7 @@ No DOCTYPE and no entity declarations are accepted, so nothing is ever expanded.
 
 from __future__ import annotations
 
+import dataclasses
 import xml.parsers.expat
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +40,10 @@ class Node:
     "Port of the node's REST/stat endpoint (``/?action=stat``)."
     https: int = 8444
     flash: int = 1935
+    local: bool = False
+    "This very server (worker 0 of ``--workers``): players may be sent here, nothing is pushed."
+    same_host: bool = False
+    "A worker on this machine: the balancer answers with the host the client used."
 
     def agent_uri(self, secure: bool) -> str:
         return f"wss://{self.ip}:{self.wss}" if secure else f"ws://{self.ip}:{self.ws}"
@@ -127,7 +132,15 @@ def _node(element: _Element, path: Path, index: int) -> Node:
         if not 0 < port < 65536:
             raise ConfigError(f"{where}: <{name}> port out of range: {port}")
         ports[name] = port
-    return Node(id=element.attrs.get("id") or str(index), ip=ip, **ports)
+    defaults = Node(id=element.attrs.get("id") or str(index), ip=ip)
+    return dataclasses.replace(
+        defaults,
+        ws=ports.get("ws", defaults.ws),
+        wss=ports.get("wss", defaults.wss),
+        http=ports.get("http", defaults.http),
+        https=ports.get("https", defaults.https),
+        flash=ports.get("flash", defaults.flash),
+    )
 
 
 def load_loadbalancing(path: Path) -> LoadBalancerConfig:

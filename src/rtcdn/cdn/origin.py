@@ -75,7 +75,8 @@ class CdnOrigin:
             self._retry.pop(key, None)
         for name in live:
             for node in self._balancer.config.nodes:
-                self._ensure(name, node, now)
+                if not node.local:
+                    self._ensure(name, node, now)
 
     def _ensure(self, name: str, node: Node, now: float) -> None:
         key = (name, node.id)

@@ -30,7 +30,7 @@ PAGES = {
 def _target(server: Server, request: web.Request) -> tuple[str, Node | None]:
     node = server.balancer.pick() if server.balancer is not None else None
     if node is not None:
-        return node.ip, node
+        return (request.url.host or node.ip) if node.same_host else node.ip, node
     host = request.url.host or server.settings.bind
     return host, None
 
