@@ -98,7 +98,7 @@ async def test_keyframe_asked_again_while_players_wait(monkeypatch: pytest.Monke
     stream.set_tracks([VP8])
     stream.go_live()
     stream.add_player(FakePlayer())  # PLI 1 at t=0, which the encoder ignores
-    await asyncio.sleep(0.6)  # wait ends at 0.2, the rate limit lets PLI 2 go at 0.5
+    await asyncio.sleep(0.6)  # the wait ends at 0.2, the rate limit lets PLI 2 go at 0.35
     assert publisher.keyframes == 2  # asked again once the wait and the rate limit passed
     stream.forward("video", RTP, 1, 0)
     await asyncio.sleep(0.7)

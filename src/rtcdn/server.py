@@ -69,6 +69,7 @@ class Server:
             self.media,
             use_ssl=settings.wcs_agent_ssl,
             ssl_context=client_context(settings.wcs_agent_ssl_verify, settings.wcs_agent_ssl_ca_file),
+            local_address=self._local_address,
         )
         self.cpu = CpuMeter()
         self.balancer: Balancer | None = None
@@ -78,11 +79,17 @@ class Server:
             self._setup_cdn()
         elif settings.workers > 1:
             self.workers = WorkerPool(settings, state_dir)
-            self.balancer = Balancer(workers_config(settings))
+            self.balancer = Balancer(workers_config(settings), local_address=self._local_address)
             self.cdn = CdnOrigin(self.streams, self.relays, self.balancer, secure=False)
         self._runners: list[web.AppRunner] = []
         self._closed = False
         self.urls: list[str] = []
+
+    @property
+    def _local_address(self) -> str | None:
+        """Outgoing connections (relays, probes) come from the bind address when there is one."""
+        bind = self.settings.bind
+        return None if bind in ("", "0.0.0.0") else bind
 
     def _setup_cdn(self) -> None:
         """load_balancing_enabled=true: this node is a CDN 1.0 origin (loadbalancing.xml)."""
@@ -97,7 +104,7 @@ class Server:
                 f'{path}: stream_distribution="rtmp" is not supported yet (rtcdn has no RTMP); '
                 'use stream_distribution="webrtc"'
             )
-        self.balancer = Balancer(config)
+        self.balancer = Balancer(config, local_address=self._local_address)
         self.cdn = CdnOrigin(self.streams, self.relays, self.balancer, self.settings.wcs_agent_ssl)
         logger.info(
             "CDN origin: %d edge(s), mode %s: %s",

@@ -17,9 +17,10 @@ from .rtp import PacketHistory, RtpError, RtpRewriter, RtpSink, TrackInfo, heade
 
 logger = logging.getLogger(__name__)
 
-KEYFRAME_MIN_INTERVAL = 0.5
+KEYFRAME_MIN_INTERVAL = 0.35
 """Seconds between two PLIs sent to a publisher; requests in between are coalesced into one.
-Above Chrome's own 300 ms (``kMinKeyframeSendIntervalMs``): Chrome ignores a PLI that soon."""
+Just above Chrome's own 300 ms (``kMinKeyframeSendIntervalMs``), under which Chrome ignores a PLI
+(at exactly 0.3 s network jitter decides; a lost one is asked again after KEYFRAME_WAIT)."""
 KEYFRAME_WAIT = 1.0
 "After a PLI, requests wait this long for the keyframe; then players still waiting ask again."
 
@@ -156,6 +157,9 @@ class Stream:
             if keyframe:
                 fan.keyframes += 1
                 self._pli_outstanding = False
+                if self._pli_timer is not None:  # this keyframe serves the deferred request too
+                    self._pli_timer.cancel()
+                    self._pli_timer = None
                 if fan.waiting:
                     for sink in fan.waiting:
                         fan.add(sink)

@@ -1,5 +1,5 @@
 """Static CDN with three rtcdn processes, configured by real flashphoner.properties and
-loadbalancing.xml files: an origin (127.0.0.61) and two edges (127.0.0.62, 127.0.0.63)."""
+loadbalancing.xml files: an origin (127.0.0.91) and two edges (127.0.0.92, 127.0.0.93)."""
 
 from __future__ import annotations
 
@@ -20,11 +20,11 @@ from .pages import LiveServer, Player, TwoWayStreaming
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
-ORIGIN, EDGES = "127.0.0.61", ("127.0.0.62", "127.0.0.63")
+ORIGIN, EDGES = "127.0.0.91", ("127.0.0.92", "127.0.0.93")
 LOADBALANCING = """<?xml version="1.0" encoding="UTF-8"?>
 <loadbalancer mode="roundrobin" stream_distribution="webrtc">
-  <node id="1"><ip>127.0.0.62</ip></node>
-  <node id="2"><ip>127.0.0.63</ip></node>
+  <node id="1"><ip>127.0.0.92</ip></node>
+  <node id="2"><ip>127.0.0.93</ip></node>
 </loadbalancer>
 """
 

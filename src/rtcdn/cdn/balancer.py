@@ -38,16 +38,25 @@ class NodeHealth:
 class Balancer:
     """Picks a live edge by ``mode``; ``on_up(node)`` is called when an edge comes (back) up."""
 
-    def __init__(self, config: LoadBalancerConfig, on_up: Callable[[Node], None] | None = None) -> None:
+    def __init__(
+        self,
+        config: LoadBalancerConfig,
+        on_up: Callable[[Node], None] | None = None,
+        local_address: str | None = None,
+    ) -> None:
         self.config = config
         self.health = {node.id: NodeHealth(node, up=node.local, error="") for node in config.nodes}
         self.on_up = on_up
         self._cursor = 0
+        self._local_address = local_address
         self._tasks = TaskSet("balancer")
         self._http: aiohttp.ClientSession | None = None
 
     def start(self) -> None:
-        self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=PROBE_TIMEOUT))
+        connector = aiohttp.TCPConnector(local_addr=(self._local_address, 0) if self._local_address else None)
+        self._http = aiohttp.ClientSession(
+            connector=connector, timeout=aiohttp.ClientTimeout(total=PROBE_TIMEOUT)
+        )
         self._tasks.spawn(self._probe_loop(), "probe")
 
     async def close(self) -> None:

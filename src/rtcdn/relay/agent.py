@@ -53,10 +53,13 @@ def agent_url(uri: str, use_ssl: bool) -> str:
 class WcsAgent:
     """One WebSocket session to a remote WCS-protocol server."""
 
-    def __init__(self, url: str, ssl_context: ssl.SSLContext | bool, label: str) -> None:
+    def __init__(
+        self, url: str, ssl_context: ssl.SSLContext | bool, label: str, local_address: str | None = None
+    ) -> None:
         self.url = url
         self.label = label
         self._ssl = ssl_context
+        self._local_address = local_address
         self._http: aiohttp.ClientSession | None = None
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._watchers: dict[str, asyncio.Queue[tuple[str, Any]]] = {}
@@ -67,7 +70,8 @@ class WcsAgent:
 
     async def connect(self, timeout: float = CONNECT_TIMEOUT) -> None:
         """Open the socket and establish the session; raises :class:`AgentError`."""
-        self._http = aiohttp.ClientSession()
+        connector = aiohttp.TCPConnector(local_addr=(self._local_address, 0) if self._local_address else None)
+        self._http = aiohttp.ClientSession(connector=connector)
         try:
             async with asyncio.timeout(timeout):
                 self._ws = await self._http.ws_connect(

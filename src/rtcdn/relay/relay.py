@@ -113,12 +113,19 @@ class RelayManager:
     """Every relay of a server; owned by the Server, which closes it on shutdown."""
 
     def __init__(
-        self, streams: StreamManager, media: MediaConfig, use_ssl: bool, ssl_context: ssl.SSLContext | bool
+        self,
+        streams: StreamManager,
+        media: MediaConfig,
+        use_ssl: bool,
+        ssl_context: ssl.SSLContext | bool,
+        local_address: str | None = None,
     ) -> None:
+        """``local_address``: where outgoing agent connections come from (the server's bind address)."""
         self._streams = streams
         self._media = media
         self._use_ssl = use_ssl
         self._ssl = ssl_context
+        self._local_address = local_address
         self._relays: dict[str, Relay] = {}
         self._tasks = TaskSet("relays")
         self._releases: set[asyncio.Task[None]] = set()
@@ -211,7 +218,9 @@ class RelayManager:
         relay.status = m.PENDING
         url = agent_url(relay.uri, self._use_ssl)
         ssl_arg: ssl.SSLContext | bool = self._ssl if url.startswith("wss:") else False
-        relay.agent = WcsAgent(url, ssl_arg, f"{relay.direction} {relay.local_stream_name!r}")
+        relay.agent = WcsAgent(
+            url, ssl_arg, f"{relay.direction} {relay.local_stream_name!r}", self._local_address
+        )
         await relay.agent.connect()
         return relay.agent
 
