@@ -173,15 +173,6 @@ async def gather_host_candidates(
     conn._local_candidates_end = True
 
 
-def open_udp_sockets(pc: Any) -> int:
-    """How many UDP sockets the connection's ICE agents hold (for leak checks)."""
-    n = 0
-    for transceiver in pc.getTransceivers():
-        conn = transceiver.receiver.transport.transport.iceGatherer._connection
-        n += sum(1 for p in conn._protocols if p.transport is not None and not p.transport.is_closing())
-    return n
-
-
 # --- sending ----------------------------------------------------------------------------------
 
 
@@ -323,8 +314,6 @@ class EgressState:
     """What a passthrough sender needs for its sender reports."""
 
     def __init__(self) -> None:
-        self.packets = 0
-        self.octets = 0
         self.clock_rate = 90000
         self.last_rtp_time: Callable[[], tuple[int, float] | None] = lambda: None
         self.counters: Callable[[], tuple[int, int]] = lambda: (0, 0)

@@ -171,9 +171,6 @@ class _Peer:
     def _dtls(self) -> Any:
         return self.pc.getTransceivers()[0].receiver.transport
 
-    def udp_sockets(self) -> int:
-        return _aiortc.open_udp_sockets(self.pc)
-
     async def close(self) -> None:
         if self.closed:
             return
