@@ -6,7 +6,7 @@ WEBSDK := web/node_modules/@flashphoner/websdk/package.json
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ARGS ?=
 
-.PHONY: run install test check lint chromium bench clean
+.PHONY: run install test check lint chromium janus bench clean
 
 $(BIN)/rtcdn: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,8 +38,16 @@ check: $(VENV)/.dev
 test: $(VENV)/.dev $(WEBSDK) chromium check
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-bench: $(VENV)/.dev
-	$(BIN)/python bench/fanout.py
+$(VENV)/.bench: $(VENV)/.dev
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	touch $@
+
+janus:
+	@command -v janus >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq janus; }
+
+# rtcdn (1 and 2 workers) side by side with Janus; table on stdout, bench/results/latest.json and the plot
+bench: $(VENV)/.bench janus
+	$(BIN)/python bench/perf.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) web/node_modules state
