@@ -17,7 +17,10 @@ RTCDN = [sys.executable, "-m", "rtcdn"]
 
 
 def test_help_documents_every_option() -> None:
-    out = subprocess.run([*RTCDN, "serve", "--help"], capture_output=True, text=True, check=True).stdout
+    serve_help = subprocess.run(
+        [*RTCDN, "serve", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    top_help = subprocess.run([*RTCDN, "--help"], capture_output=True, text=True, check=True).stdout
     for option in (
         "--config-dir",
         "--bind",
@@ -29,8 +32,9 @@ def test_help_documents_every_option() -> None:
         "--state-dir",
         "--websdk-dir",
         "--log-level",
+        "--workers",
     ):
-        assert option in out
+        assert option in serve_help and option in top_help, option
 
 
 def test_bad_config_is_a_clear_startup_error(tmp_path: Path) -> None:

@@ -69,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, help="processes serving players, one per core (default 1)")
     serve.add_argument("--worker-index", type=int, default=0, help=argparse.SUPPRESS)
     serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    # `rtcdn --help` documents every option too, not only the command names
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = "rtcdn serve:\n" + "\n".join("  " + line for line in serve.format_help().splitlines())
     return parser
 
 
