@@ -7,6 +7,7 @@ import re
 import socket
 from pathlib import Path
 
+import aioice
 import aioice.ice
 import pytest
 from aiortc import RTCPeerConnection
@@ -116,3 +117,13 @@ async def test_answer_candidates_use_the_media_port_range(tmp_path: Path) -> Non
             assert ports and all(low <= p <= low + 9 for p in ports), answer
     finally:
         await server.close()
+
+
+async def test_receive_queue_is_bounded() -> None:
+    conn = aioice.Connection(ice_controlling=False)
+    _aiortc.bound_receive_queue(conn, limit=10)
+    for i in range(25):
+        conn.data_received(bytes([i]), 1)
+    assert conn._queue.qsize() == 10 and conn.dropped == 15
+    assert conn._queue.get_nowait() == (b"\x0f", 1)  # the oldest went; the rest stay in order
+    await conn.close()

@@ -7,6 +7,8 @@ below that. The hooks here:
 * :func:`register_codecs` adds VP9 to aiortc's codec table (it is never decoded, only forwarded);
 * :func:`gather_host_candidates` replaces aioice's gathering with host candidates on chosen
   addresses and a UDP port range;
+* :func:`bound_receive_queue` caps aioice's receive queue (drop oldest) so overload means loss,
+  not seconds of delay;
 * :func:`install_ingest` takes a publisher connection's decrypted RTP at
   ``RTCDtlsTransport._handle_rtp_data`` and keeps aiortc's RTCP receiver reports, REMB and NACK;
 * :func:`install_egress` turns an ``RTCRtpSender`` into a passthrough sender: no encoder, our
@@ -137,6 +139,30 @@ def patch_gathering(pc: Any, addresses: Sequence[str], ports: PortRange, public_
             await gather_host_candidates(conn, addresses, ports, public_ip)
 
         conn.gather_candidates = gather
+        bound_receive_queue(conn)
+
+
+RECEIVE_QUEUE_LIMIT = 256
+"""Datagrams waiting for the event loop per ICE connection (~1.2 s of a 1.5 Mbps stream). aioice's
+queue is unbounded: under CPU overload delay would grow without end; past this the oldest go."""
+
+
+def bound_receive_queue(conn: Any, limit: int = RECEIVE_QUEUE_LIMIT) -> None:
+    """Keep at most ``limit`` datagrams queued, dropping the oldest (loss, not seconds of delay)."""
+    queue = conn._queue
+    conn.dropped = 0
+
+    def data_received(data: bytes, component: int) -> None:
+        if queue.qsize() >= limit:  # drop the oldest: the freshest media is worth the most
+            queue.get_nowait()
+            conn.dropped += 1
+            if conn.dropped % 1000 == 1:
+                logger.warning(
+                    "ICE %s: event loop behind, %d datagram(s) dropped", conn.local_username, conn.dropped
+                )
+        queue.put_nowait((data, component))
+
+    conn.data_received = data_received
 
 
 async def gather_host_candidates(
