@@ -105,7 +105,10 @@ async def _serve(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    worker = f" worker{args.worker_index}" if getattr(args, "worker_index", 0) else ""
+    logging.basicConfig(
+        level=args.log_level, format=f"%(asctime)s %(levelname)s{worker} %(name)s: %(message)s"
+    )
     logging.getLogger("aioice").setLevel(logging.WARNING)
     logging.getLogger("aiortc").setLevel(logging.WARNING)
     try:
