@@ -16,6 +16,7 @@ from rtcdn.rtp import (
     extension_id_map,
     header_length,
     keyframe_detector,
+    stamp,
     unwrap_rtx,
 )
 
@@ -77,7 +78,8 @@ def test_rewrite_drops_extension_block_when_nothing_maps() -> None:
 
 def test_sink_patches_sequence_and_ssrc_consistently() -> None:
     sent: list[bytes] = []
-    sink = RtpSink("video", 0xAABBCCDD, RtpRewriter(96, {}), sent.append)
+    ssrc = bytes.fromhex("aabbccdd")
+    sink = RtpSink("video", 0xAABBCCDD, RtpRewriter(96, {}), lambda t, seq: sent.append(stamp(t, seq, ssrc)))
     rewriter = RtpRewriter(96, {})
     for seq in (65534, 65535, 0, 1):
         sink.send(rewriter.rewrite(packet(seq=seq)), seq)

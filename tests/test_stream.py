@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 import pytest
 
-from rtcdn.rtp import RtpRewriter, RtpSink, TrackInfo
+from rtcdn.rtp import RtpRewriter, RtpSink, TrackInfo, stamp
 from rtcdn.stream import StreamError, StreamManager
 
 VP8 = TrackInfo(kind="video", mime_type="video/VP8", clock_rate=90000, payload_type=96)
@@ -30,7 +30,9 @@ class FakePublisher:
 class FakePlayer:
     def __init__(self, pt: int = 100) -> None:
         self.sent: list[bytes] = []
-        self.sink = RtpSink("video", 7, RtpRewriter(pt, {}), self.sent.append)
+        self.sink = RtpSink(
+            "video", 7, RtpRewriter(pt, {}), lambda t, seq: self.sent.append(stamp(t, seq, b"\0\0\0\7"))
+        )
         self.ended: list[str] = []
         self.events: list[dict[str, object]] = []
 

@@ -145,16 +145,34 @@ def extension_id_map(publisher: Mapping[int, str], player: Mapping[str, int]) ->
     return out
 
 
-class RtpSink:
-    """One player's end of one track: patches sequence number and SSRC, counts, transmits.
+def stamp(template: bytes, seq: int, ssrc: bytes) -> bytes:
+    """``template`` with sequence number ``seq`` and the 4-byte ``ssrc`` written in.
 
-    ``transmit`` is the WebRTC layer's synchronous send (SRTP protect + UDP send). Lifecycle:
-    created by a player after negotiation, attached to a Stream track, detached on close.
+    The reference for what a :data:`Transmit` puts on the wire (the WebRTC layer's fast one writes
+    the same bytes straight into its SRTP buffer).
+    """
+    buf = bytearray(template)
+    _SEQ.pack_into(buf, 2, seq)
+    buf[8:12] = ssrc
+    return bytes(buf)
+
+
+Transmit = Callable[[bytes, int], None]
+"""``transmit(template, seq)``: send ``template`` with sequence number ``seq`` and the sink's SSRC
+(bound into the transmitter); synchronous, drops rather than queues when the socket is full."""
+
+
+class RtpSink:
+    """One player's end of one track: picks its sequence numbers, counts, transmits.
+
+    ``transmit`` is the WebRTC layer's synchronous send, bound to this sink's SSRC: it writes the
+    template, sequence number and SSRC straight into its SRTP buffer, protects and sends (one copy
+    per packet and player). Lifecycle: created by a player after negotiation, attached to a Stream
+    track, detached on close.
     """
 
     __slots__ = (
         "_seq_offset",
-        "_ssrc_bytes",
         "kind",
         "octets",
         "on_keyframe_request",
@@ -169,7 +187,7 @@ class RtpSink:
         kind: str,
         ssrc: int,
         rewriter: RtpRewriter,
-        transmit: Callable[[bytes], None],
+        transmit: Transmit,
     ) -> None:
         self.kind = kind
         self.ssrc = ssrc
@@ -179,17 +197,13 @@ class RtpSink:
         self.octets = 0
         self.on_keyframe_request: Callable[[], None] | None = None
         self._seq_offset: int | None = None
-        self._ssrc_bytes = struct.pack("!I", ssrc)
 
     def send(self, template: bytes, seq: int) -> None:
         """Send a template made by this sink's rewriter, for publisher sequence ``seq``."""
         offset = self._seq_offset
         if offset is None:
             offset = self._seq_offset = (random.getrandbits(15) - seq) & 0xFFFF
-        buf = bytearray(template)
-        _SEQ.pack_into(buf, 2, (seq + offset) & 0xFFFF)
-        buf[8:12] = self._ssrc_bytes
-        self.transmit(bytes(buf))
+        self.transmit(template, (seq + offset) & 0xFFFF)
         self.packets += 1
         self.octets += len(template)
 

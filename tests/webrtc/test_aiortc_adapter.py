@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import re
 import socket
@@ -127,3 +128,47 @@ async def test_receive_queue_is_bounded() -> None:
     assert conn._queue.qsize() == 10 and conn.dropped == 15
     assert conn._queue.get_nowait() == (b"\x0f", 1)  # the oldest went; the rest stay in order
     await conn.close()
+
+
+async def test_fast_rtp_transmit_sends_what_stamp_describes() -> None:
+    """Real SRTP sessions and sockets; only aiortc's object graph around them is stood in for."""
+    from types import SimpleNamespace
+
+    from pylibsrtp import Policy, Session
+
+    from rtcdn.rtp import stamp
+
+    key = bytes(range(30))
+    tx_policy = Policy(key=key, ssrc_type=Policy.SSRC_ANY_OUTBOUND)
+    tx_policy.allow_repeat_tx = True  # as aiortc sets it: NACKed packets are sent again
+    tx = Session(tx_policy)
+
+    def unprotect(data: bytes) -> bytes:  # a receiver per packet: its replay check refuses the resend
+        return Session(Policy(key=key, ssrc_type=Policy.SSRC_ANY_INBOUND)).unprotect(data)
+
+    loop = asyncio.get_running_loop()
+    transport, _ = await loop.create_datagram_endpoint(asyncio.DatagramProtocol, local_addr=("127.0.0.1", 0))
+    receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    receiver.bind(("127.0.0.1", 0))
+    receiver.settimeout(2)
+    try:
+        pair = SimpleNamespace(
+            protocol=SimpleNamespace(transport=transport), remote_addr=receiver.getsockname()
+        )
+        connection = SimpleNamespace(_nominated={1: pair})
+        dtls = SimpleNamespace(transport=SimpleNamespace(_connection=connection), _tx_srtp=tx)
+        send = _aiortc.fast_rtp_transmit(dtls, 0x01020304)  # type: ignore[arg-type]
+        tx.protect_rtcp(bytes.fromhex("80c80006") + bytes(24))  # the session's RTCP shares the buffer
+        templates = [bytes.fromhex("80e0") + bytes(10) + bytes([k]) * (100 + 500 * k) for k in range(3)]
+        sent = [(t, 1000 + k) for k, t in enumerate(templates)] + [(templates[1], 1001)]  # a resend
+        for template, seq in sent:
+            send(template, seq)
+        got = [unprotect(receiver.recv(2048)) for _ in sent]
+        assert got == [stamp(t, seq, bytes.fromhex("01020304")) for t, seq in sent]
+        send(bytes(1490), 7)  # too long for the SRTP buffer with its trailer: dropped, nothing raised
+        with pytest.raises(TimeoutError):
+            receiver.settimeout(0.2)
+            receiver.recv(2048)
+    finally:
+        transport.close()
+        receiver.close()

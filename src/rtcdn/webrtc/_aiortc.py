@@ -13,7 +13,9 @@ below that. The hooks here:
   ``RTCDtlsTransport._handle_rtp_data`` and keeps aiortc's RTCP receiver reports, REMB and NACK;
 * :func:`install_egress` turns an ``RTCRtpSender`` into a passthrough sender: no encoder, our
   sender reports, NACK and PLI handed to callbacks;
-* :func:`fast_transmit` sends SRTP synchronously on the nominated ICE pair.
+* :func:`fast_rtcp_transmit` sends SRTCP synchronously on the nominated ICE pair;
+  :func:`fast_rtp_transmit` is the per-player hot path: template, sequence number and SSRC written
+  straight into pylibsrtp's buffer, ``srtp_protect`` called on it, ``sendto`` on the raw socket.
 
 ``tests/webrtc/test_aiortc_adapter.py`` checks every private name used here still exists.
 """
@@ -25,6 +27,7 @@ import errno
 import logging
 import random
 import socket
+import struct
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -50,8 +53,9 @@ from aiortc.rtp import (
     RtpPacket,
     pack_remb_fci,
 )
+from pylibsrtp import _binding as srtp_binding
 
-from ..rtp import RtpError, unwrap_rtx
+from ..rtp import RtpError, Transmit, unwrap_rtx
 
 logger = logging.getLogger(__name__)
 
@@ -202,21 +206,71 @@ async def gather_host_candidates(
 # --- sending ----------------------------------------------------------------------------------
 
 
-def fast_transmit(dtls: RTCDtlsTransport) -> tuple[Callable[[bytes], None], Callable[[bytes], None]]:
-    """Synchronous RTP and RTCP senders: SRTP-protect and ``sendto`` on the nominated pair."""
+def _nominated(dtls: RTCDtlsTransport) -> tuple[Any, tuple[str, int]]:
+    """The asyncio transport and remote address of the connection's nominated ICE pair."""
     pair = dtls.transport._connection._nominated[1]
-    sendto = pair.protocol.transport.sendto
-    addr = pair.remote_addr
-    srtp = dtls._tx_srtp
-    protect, protect_rtcp = srtp.protect, srtp.protect_rtcp
+    return pair.protocol.transport, pair.remote_addr
 
-    def send_rtp(data: bytes) -> None:
-        sendto(protect(data), addr)
+
+def fast_rtcp_transmit(dtls: RTCDtlsTransport) -> Callable[[bytes], None]:
+    """Synchronous RTCP sender: SRTCP-protect and ``sendto`` on the nominated pair."""
+    transport, addr = _nominated(dtls)
+    sendto, protect_rtcp = transport.sendto, dtls._tx_srtp.protect_rtcp
 
     def send_rtcp(data: bytes) -> None:
         sendto(protect_rtcp(data), addr)
 
-    return send_rtp, send_rtcp
+    return send_rtcp
+
+
+SRTP_BUFFER = 1500
+"pylibsrtp's per-session buffer size (``Session._cdata``)."
+SRTP_TRAILER = 16
+"Room SRTP protection needs after the packet (auth tag; pylibsrtp's SRTP_MAX_TRAILER_LEN)."
+
+
+def fast_rtp_transmit(dtls: RTCDtlsTransport, ssrc: int) -> Transmit:
+    """The per-player hot path: one copy, one ``srtp_protect``, one ``sendto`` per packet.
+
+    The template goes straight into the session's SRTP buffer, where sequence number and SSRC are
+    patched in place; the protected bytes are sent from that buffer (a memoryview, no copy) on the
+    raw socket of the nominated pair. A full socket buffer drops the packet, as UDP would, instead
+    of queueing it in asyncio's transport; so does a packet too long for the buffer or one libsrtp
+    refuses (neither comes from a WebRTC publisher).
+    Synchronous, so the buffer shared with the session's RTCP is never used by two sends at once.
+    """
+    transport, addr = _nominated(dtls)
+    sock = transport._sock
+    session = dtls._tx_srtp
+    ctx, cdata, buf = session._srtp, session._cdata, session._buffer
+    if len(buf) != SRTP_BUFFER:
+        raise RuntimeError(f"pylibsrtp's buffer is {len(buf)} bytes, not {SRTP_BUFFER}: pylibsrtp changed")
+    view = memoryview(buf)
+    protect = srtp_binding.lib.srtp_protect
+    length = srtp_binding.ffi.new("int *")
+    ssrc_bytes = ssrc.to_bytes(4, "big")
+    limit = SRTP_BUFFER - SRTP_TRAILER
+    sendto = sock.sendto
+    seq_into = struct.Struct("!H").pack_into
+
+    def send_rtp(template: bytes, seq: int) -> None:
+        n = len(template)
+        if n > limit:
+            return
+        buf[0:n] = template
+        seq_into(buf, 2, seq)
+        buf[8:12] = ssrc_bytes
+        length[0] = n
+        if protect(ctx[0], cdata, length):
+            return
+        try:
+            sendto(view[: length[0]], addr)
+        except (BlockingIOError, InterruptedError):
+            pass
+        except OSError as exc:  # the ICE connection is going away; its owner closes the peer
+            logger.debug("send to %s failed: %s", addr, exc)
+
+    return send_rtp
 
 
 # --- ingest (publisher → server) ------------------------------------------------------------
@@ -260,7 +314,7 @@ def install_ingest(
     def send_rtcp(packet: Any) -> None:
         if not send_rtcp_holder:
             try:
-                send_rtcp_holder.append(fast_transmit(dtls)[1])
+                send_rtcp_holder.append(fast_rtcp_transmit(dtls))
             except (KeyError, AttributeError):
                 return
         send_rtcp_holder[0](bytes(packet))

@@ -325,13 +325,14 @@ class WebRtcPlayer(_Peer):
 
     def build_sinks(self) -> None:
         """Once connected: one sink per track, sending on the nominated ICE pair."""
-        send_rtp, _ = _aiortc.fast_transmit(self._dtls())
+        dtls = self._dtls()
         for kind, (transceiver, info, ext_ids, state) in self._plans.items():
             rewriter = RtpRewriter(
                 int(_aiortc.negotiated_codecs(transceiver)[0].payloadType or 0),
                 extension_id_map(info.extensions, ext_ids),
             )
-            sink = RtpSink(kind, _aiortc.sender_ssrc(transceiver.sender), rewriter, send_rtp)
+            ssrc = _aiortc.sender_ssrc(transceiver.sender)
+            sink = RtpSink(kind, ssrc, rewriter, _aiortc.fast_rtp_transmit(dtls, ssrc))
             state.counters = functools.partial(_sink_counters, sink)
             state.last_rtp_time = functools.partial(self._last_rtp_time, kind)
             self._sinks[kind] = sink
