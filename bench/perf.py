@@ -66,6 +66,8 @@ import aiohttp
 import psutil  # type: ignore[import-untyped]
 import pylibsrtp
 
+from _cgroup import CpuCaps
+from _cgroup import unavailable as caps_unavailable
 from _janus import (
     MOUNTPOINT,
     RTP_ADDRESS,
@@ -541,6 +543,10 @@ class Setup:
     "CPUs the server is pinned to (None: not pinned)."
     ready: Callable[[Server], None] = lambda server: None
     "Waits, after the feed is up, until every player could be served (rtcdn workers: stream relayed)."
+    cpu_cap: float | None = None
+    "Each server process confined to this fraction of a core (cgroups), or None."
+    counts: list[int] | None = None
+    "Player counts of this setup's ramp (None: ``--players``)."
 
     @property
     def label(self) -> str:
@@ -558,7 +564,12 @@ def _janus_processes(server: Server) -> list[psutil.Process]:
 
 
 def rtcdn_setup(
-    args: argparse.Namespace, workers: int, cpus: list[int] | None, video: Clip, audio: Clip
+    args: argparse.Namespace,
+    workers: int,
+    cpus: list[int] | None,
+    video: Clip,
+    audio: Clip,
+    cpu_cap: float | None = None,
 ) -> Setup:
     ws_url = f"ws://{args.address}:{args.ws_port}"
     http = f"http://{args.address}:{args.http_port}"
@@ -585,7 +596,7 @@ def rtcdn_setup(
     publisher = Target("rtcdn", ws_url, STREAM, args.client_address)
     return Setup(
         "rtcdn",
-        f"workers={workers}",
+        f"workers={workers}" + (f" cap={cpu_cap:g}" if cpu_cap else ""),
         workers,
         make,
         _rtcdn_processes,
@@ -593,6 +604,8 @@ def rtcdn_setup(
         Feed(publisher, players, video, audio),
         cpus,
         ready,
+        cpu_cap,
+        args.cap_counts if cpu_cap else None,
     )
 
 
@@ -689,6 +702,8 @@ class Ramp:
         self.feed_stats: dict[str, Any] = {}
         self.affinity: dict[int, list[int]] = {}
         "CPUs each server process may run on."
+        self.caps: CpuCaps | None = None
+        "The cgroups capping the server's processes (``Setup.cpu_cap``); closed by the caller."
 
     def say(self, text: str) -> None:
         print(f"  [{self.setup.label}] {text}", flush=True)
@@ -704,6 +719,11 @@ class Ramp:
                 raise RuntimeError(f"feed failed: {ready['error']}")
             setup.ready(server)
             procs = setup.processes(server)
+            if setup.cpu_cap:
+                self.caps = CpuCaps(setup.cpu_cap, f"rtcdn-perf-{os.getpid()}")
+                for p in procs:
+                    self.caps.confine(p.pid)
+                self.say(f"{len(procs)} server process(es) capped at {setup.cpu_cap:g} core each")
             self.affinity = {p.pid: p.cpu_affinity() for p in procs}
             time.sleep(args.warmup)
             before, started = _cpu(procs), time.monotonic()
@@ -723,7 +743,7 @@ class Ramp:
             for g in groups:
                 g.receive(60)
             current = 0
-            for n in self.args.counts:
+            for n in setup.counts or args.counts:
                 level = self.level(n, current, feed, groups)
                 current = level["playing"]
                 self.levels.append(level)
@@ -785,9 +805,11 @@ class Ramp:
         feed.request("record", True)
         psutil.cpu_percent()
         parts_before = [_cpu([feed.ps]), _cpu([g.ps for g in groups])]
+        throttled_before = self.caps.throttled_seconds() if self.caps else 0.0
         cpu_before, gen_before, t0 = _cpu(procs), _cpu(gen_procs), time.monotonic()
         time.sleep(args.seconds)
         cpu_after, gen_after, t1 = _cpu(procs), _cpu(gen_procs), time.monotonic()
+        throttled = (self.caps.throttled_seconds() if self.caps else 0.0) - throttled_before
         parts_after = [_cpu([feed.ps]), _cpu([g.ps for g in groups])]
         box = psutil.cpu_percent()
         recorded = feed.request("record", False)
@@ -854,6 +876,8 @@ class Ramp:
             "udp_in_errors": udp_after["InErrors"] - udp_before["InErrors"],
             "players_per_server_url": dict(servers),
             "server_processes": len(procs),
+            "cpu_cap": setup.cpu_cap,
+            "throttled_pct": 100 * throttled / elapsed / len(procs) if self.caps else None,
             "server_threads": sum(p.num_threads() for p in procs if p.is_running()),
         }
         return level
@@ -947,6 +971,43 @@ def held(levels: list[dict[str, Any]], delay_limit: float | None = None) -> int 
             break
         best = level["players"]
     return best
+
+
+def scaling_summary(capped: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Players held by 1, 2, ... workers when every worker is capped at the same fraction of a core.
+
+    A capped server queues before it drops (up to 256 datagrams per connection), so the figure that
+    tracks its CPU is the one with the delay bound as well; both are given.
+    """
+    if not capped:
+        return {}
+    runs = sorted(capped.values(), key=lambda r: r["workers"])
+    cap = runs[0]["cpu_cap"]
+    out: dict[str, Any] = {"cpu_cap_per_process": cap}
+    texts = []
+    for key, limit, what in (
+        ("held_by_workers", None, f"< {LOSS_LIMIT} % loss"),
+        ("held_by_workers_delay_p99_under_200ms", DELAY_LIMIT_MS, f"and delay p99 < {DELAY_LIMIT_MS:.0f} ms"),
+    ):
+        held_by = {r["workers"]: held(r["levels"], limit) for r in runs}
+        out[key] = {str(k): v for k, v in held_by.items()}
+        base = held_by.get(1)
+        parts = [
+            f"{k} worker(s) {n if n is not None else 'none'}"
+            + (f" (x{n / base:.2f})" if base and n and k > 1 else "")
+            for k, n in held_by.items()
+        ]
+        texts.append(f"{what}: " + ", ".join(parts))
+    top = {r["workers"]: (r["levels"][-1]["players"] if r["levels"] else None) for r in runs}
+    out["largest_n_run"] = {str(k): v for k, v in top.items()}
+    out["line"] = (
+        f"players held with every rtcdn process capped at {cap:g} core (cgroups): "
+        + "; ".join(texts)
+        + " (largest N run: "
+        + ", ".join(f"{k} worker(s) {n}" for k, n in top.items())
+        + ")"
+    )
+    return out
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:
@@ -1080,6 +1141,8 @@ def run_setup(setup: Setup, args: argparse.Namespace, generator_cpus: list[int] 
         finally:
             server.stop()
             server.keep_log(args.logs)
+            if ramp.caps is not None:
+                ramp.caps.close()
         problems = [p for p in server.problems() if not any(b in p for b in JANUS_BENIGN)]
     if problems:
         print(
@@ -1097,6 +1160,7 @@ def run_setup(setup: Setup, args: argparse.Namespace, generator_cpus: list[int] 
         "workers": setup.workers,
         **extra,
         "server_cpus": setup.server_cpus,
+        "cpu_cap": setup.cpu_cap,
         "generator_cpus": generator_cpus,
         "server_affinity": ramp.affinity,
         "baseline": ramp.baseline,
@@ -1127,6 +1191,18 @@ def main(argv: list[str] | None = None) -> int:
     add("--baseline-seconds", type=float, default=4, help="feed-alone window (default 4)")
     add("--workers", default="1,2", help="rtcdn worker counts to run (default 1,2; 0 or '' = no rtcdn)")
     add("--no-janus", action="store_true", help="skip the Janus anchor")
+    add(
+        "--cap",
+        type=float,
+        default=0.3,
+        help="scaling runs: every rtcdn process capped at this fraction of a core (cgroups; default 0.3, 0 = no scaling runs)",
+    )
+    add("--cap-workers", default="1,2", help="worker counts of the scaling runs (default 1,2)")
+    add(
+        "--cap-players",
+        default="20,40,60,80,100,120,140,160,180,200",
+        help="player counts of the scaling runs (default 20,40,...,200)",
+    )
     add(
         "--janus-configs",
         default="event_loops=1,default",
@@ -1167,8 +1243,9 @@ def main(argv: list[str] | None = None) -> int:
     add("--logs", type=Path, help="keep every server log in this folder")
     args = parser.parse_args(argv)
     args.counts = sorted({int(x) for x in args.players.split(",") if x.strip()})
-    if not args.counts or args.counts[0] < 1:
-        parser.error("--players: counts must be >= 1")
+    args.cap_counts = sorted({int(x) for x in args.cap_players.split(",") if x.strip()})
+    if not args.counts or args.counts[0] < 1 or not args.cap_counts or args.cap_counts[0] < 1:
+        parser.error("--players, --cap-players: counts must be >= 1")
     workers = [int(x) for x in args.workers.split(",") if x.strip() and int(x) > 0]
     if args.uvloop is None:
         args.uvloop = has_uvloop()
@@ -1202,6 +1279,17 @@ def main(argv: list[str] | None = None) -> int:
             print(f"rtcdn workers={k}: skipped: {skipped[f'rtcdn workers={k}']}", flush=True)
             continue
         setups.append(rtcdn_setup(args, k, server_cpus if k == 1 else None, video, audio))
+    cap_workers = (
+        [int(x) for x in args.cap_workers.split(",") if x.strip() and int(x) > 0] if args.cap else []
+    )
+    why = caps_unavailable() if cap_workers else ""
+    for k in cap_workers:
+        if why or (k > 1 and not rtcdn_has_workers()):
+            label = f"rtcdn workers={k} cap={args.cap:g}"
+            skipped[label] = why or "this rtcdn's `serve` has no --workers option yet"
+            print(f"{label}: skipped: {skipped[label]}", flush=True)
+        else:
+            setups.append(rtcdn_setup(args, k, None, video, audio, cpu_cap=args.cap))
     if not args.no_janus:
         why = janus_available()
         if not why and args.janus_interface is None:
@@ -1228,7 +1316,8 @@ def main(argv: list[str] | None = None) -> int:
             f"warning: the machine is busy before the benchmark ({idle:.0f} % of all CPUs): figures will be disturbed"
         )
     results = [run_setup(s, args, None if s.server_cpus is None else generator_cpus) for s in setups]
-    by_label = {f"{r['server']} {r['config']}": r["levels"] for r in results}
+    by_label = {f"{r['server']} {r['config']}": r["levels"] for r in results if not r["cpu_cap"]}
+    capped = {f"{r['server']} {r['config']}": r for r in results if r["cpu_cap"]}
     levels = [level for r in results for level in r["levels"]]
 
     print()
@@ -1283,6 +1372,9 @@ def main(argv: list[str] | None = None) -> int:
         level = next(lv for lv in single if lv["players"] == n_held)
         players_per_core = 100 / level["cpu_per_player_pct"]
         print(f"rtcdn, one worker: {players_per_core:.0f} players per core (100 / CPU%/player at N={n_held})")
+    scaling = scaling_summary(capped)
+    if scaling:
+        print(scaling["line"])
     for label, reason in skipped.items():
         print(f"{label}: skipped: {reason}")
 
@@ -1303,6 +1395,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "players_per_core": players_per_core,
         "players_per_core_at": n_held,
+        "scaling": scaling,
         "summary": summary,
         "skipped": skipped,
         "ratios": compare,
