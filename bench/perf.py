@@ -34,6 +34,11 @@ more than 90 % of its cores, the whole machine was > 95 % busy or the delay p50 
 (``--keep-going`` runs every N). "Held" = the largest N before the first with loss >= 0.5 %; the
 summary also gives it with delay p99 < 200 ms, since a server may queue rather than drop.
 
+Scaling runs (``--cap 0.3``, ``--cap-workers 1,2``, ``--cap-players``): rtcdn again with 1 and 2
+workers, every server process in a cgroup of its own capped at that fraction of a core (``_cgroup.py``),
+so the players held by 1 and 2 workers compare while the generator keeps CPU to spare; the summary
+line gives both "held" figures per worker count. They stay out of the Janus ratios and the plot.
+
 By default every server but the two-worker rtcdn is pinned to CPU 0 and the load generator (feed,
 players, this script) to the other CPUs, as in ``shared/research/janus-anchor.md``; the two-worker
 rtcdn and the generator share all CPUs.
