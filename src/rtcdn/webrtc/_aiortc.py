@@ -53,6 +53,7 @@ from aiortc.rtp import (
     RtpPacket,
     pack_remb_fci,
 )
+from pylibsrtp import SRTP_MAX_TRAILER_LEN
 from pylibsrtp import _binding as srtp_binding
 
 from ..rtp import RtpError, Transmit, unwrap_rtx
@@ -223,12 +224,6 @@ def fast_rtcp_transmit(dtls: RTCDtlsTransport) -> Callable[[bytes], None]:
     return send_rtcp
 
 
-SRTP_BUFFER = 1500
-"pylibsrtp's per-session buffer size (``Session._cdata``)."
-SRTP_TRAILER = 16
-"Room SRTP protection needs after the packet (auth tag; pylibsrtp's SRTP_MAX_TRAILER_LEN)."
-
-
 def fast_rtp_transmit(dtls: RTCDtlsTransport, ssrc: int) -> Transmit:
     """The per-player hot path: one copy, one ``srtp_protect``, one ``sendto`` per packet.
 
@@ -243,13 +238,11 @@ def fast_rtp_transmit(dtls: RTCDtlsTransport, ssrc: int) -> Transmit:
     sock = transport._sock
     session = dtls._tx_srtp
     ctx, cdata, buf = session._srtp, session._cdata, session._buffer
-    if len(buf) != SRTP_BUFFER:
-        raise RuntimeError(f"pylibsrtp's buffer is {len(buf)} bytes, not {SRTP_BUFFER}: pylibsrtp changed")
     view = memoryview(buf)
     protect = srtp_binding.lib.srtp_protect
     length = srtp_binding.ffi.new("int *")
     ssrc_bytes = ssrc.to_bytes(4, "big")
-    limit = SRTP_BUFFER - SRTP_TRAILER
+    limit = len(buf) - SRTP_MAX_TRAILER_LEN  # the room pylibsrtp's own protect() leaves
     sendto = sock.sendto
     seq_into = struct.Struct("!H").pack_into
 
