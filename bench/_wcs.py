@@ -1,8 +1,9 @@
 """Lean WCS WebSDK protocol clients for benchmarks: a publisher and a counting player.
 
-Both speak the same WebSocket protocol as ``tests/wcs_client.py`` (``connection`` → ``getUserData``,
-``publishStream``/``playStream`` with an SDP offer → ``setRemoteSDP`` answer →
-``notifyStreamStatusEvent``) over aiortc peers that gather one host candidate on a chosen address.
+Both speak the WebSocket protocol through rtcdn's own client, :class:`rtcdn.wcs.client.WcsAgent`, as
+``tests/wcs_client.py`` does (``connection`` → ``getUserData``, ``publishStream``/``playStream`` with an
+SDP offer → ``setRemoteSDP`` answer → ``notifyStreamStatusEvent``), over aiortc peers that gather one
+host candidate on a chosen address.
 
 :class:`LeanPlayer` does not decode: it takes over its ICE socket's ``datagram_received`` and, once
 DTLS-SRTP is up, unprotects each SRTP packet with libsrtp and only looks at the RTP header (sequence
@@ -12,9 +13,6 @@ STUN, DTLS and SRTCP still go the usual aiortc way.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import json
 import time
 import uuid
 from collections.abc import Callable
@@ -26,62 +24,25 @@ import pylibsrtp
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 
 from _media import ClipTrack
+from rtcdn.wcs.client import AgentError, WcsAgent
+from rtcdn.wcs.messages import stream_payload
 from rtcdn.webrtc._aiortc import PortRange, patch_gathering
 
-
-class WcsError(Exception):
-    """The server refused or failed a request."""
+WcsError = AgentError
+"The server refused or failed a request, or could not be reached (the client's :class:`AgentError`)."
 
 
 class Signaling:
-    """One WCS session on a WebSocket; answers the server's pings."""
+    """One WCS session on a WebSocket (:class:`~rtcdn.wcs.client.WcsAgent`, which answers the pings)."""
 
     def __init__(self, http: aiohttp.ClientSession, url: str) -> None:
-        self._http = http
-        self._url = url
-        self._ws: aiohttp.ClientWebSocketResponse | None = None
-        self._reader: asyncio.Task[None] | None = None
-        self._sdp: dict[str, asyncio.Future[str]] = {}
-        self._status: dict[str, asyncio.Queue[dict[str, Any]]] = {}
-        self._user_data: asyncio.Future[dict[str, Any]] | None = None
+        self.agent = WcsAgent(url, label=f"bench {url}", http=http, client="rtcdn bench")
 
     async def connect(self) -> None:
-        self._ws = await self._http.ws_connect(self._url, max_msg_size=0, heartbeat=None)
-        self._user_data = asyncio.get_running_loop().create_future()
-        self._reader = asyncio.create_task(self._read())
-        await self.send(
-            "connection", {"appKey": "defaultApp", "mediaProviders": ["WebRTC"], "clientVersion": "2.0"}
-        )
-        async with asyncio.timeout(10):
-            await self._user_data
+        await self.agent.connect()
 
     async def send(self, message: str, payload: Any = None) -> None:
-        assert self._ws is not None
-        await self._ws.send_str(json.dumps({"message": message, "data": [payload]}))
-
-    async def _read(self) -> None:
-        assert self._ws is not None and self._user_data is not None
-        async for msg in self._ws:
-            if msg.type != aiohttp.WSMsgType.TEXT:
-                continue
-            frame = json.loads(msg.data)
-            name, data = frame["message"], frame["data"]
-            if name == "ping":
-                await self.send("pong")
-            elif name == "getUserData" and not self._user_data.done():
-                self._user_data.set_result(data[0])
-            elif name == "setRemoteSDP":
-                future = self._sdp_future(data[0])
-                if not future.done():
-                    future.set_result(data[1])
-            elif name == "notifyStreamStatusEvent":
-                self._status_queue(data[0]["mediaSessionId"]).put_nowait(data[0])
-
-    def _sdp_future(self, msid: str) -> asyncio.Future[str]:
-        return self._sdp.setdefault(msid, asyncio.get_running_loop().create_future())
-
-    def _status_queue(self, msid: str) -> asyncio.Queue[dict[str, Any]]:
-        return self._status.setdefault(msid, asyncio.Queue())
+        await self.agent.send(message, payload)
 
     async def negotiate(
         self,
@@ -96,50 +57,21 @@ class Signaling:
 
         ``on_answer(sdp)`` runs before the answer is applied, so before any media can arrive.
         """
-        msid = payload["mediaSessionId"]
-        sdp_future = self._sdp_future(msid)
-        await self.send(message, payload)
-        status_task = asyncio.ensure_future(self._status_queue(msid).get())
-        first: set[asyncio.Future[Any]] = {sdp_future, status_task}
+
+        async def accept(sdp: str) -> None:
+            if on_answer is not None:
+                on_answer(sdp)
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+
         try:
-            async with asyncio.timeout(timeout):
-                done, _ = await asyncio.wait(first, return_when=asyncio.FIRST_COMPLETED)
-                if sdp_future in done:
-                    answer = sdp_future.result()
-                    if on_answer is not None:
-                        on_answer(answer)
-                    await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
-                status = await status_task
+            status = await self.agent.negotiate(message, payload, expect, accept, timeout)
         except TimeoutError:
             raise WcsError(f"{message}: no {expect} within {timeout:.0f} s") from None
-        finally:
-            status_task.cancel()
-        if status["status"] != expect:
-            raise WcsError(f"{message}: {status['status']} {status.get('info', '')}".strip())
+        if status.get("status") != expect:
+            raise WcsError(f"{message}: {status.get('status')} {status.get('info', '')}".strip())
 
     async def close(self) -> None:
-        if self._ws is not None:
-            await self._ws.close()
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError, aiohttp.ClientError):
-                await self._reader
-
-
-def _stream_payload(msid: str, name: str, published: bool, sdp: str) -> dict[str, Any]:
-    return {
-        "mediaSessionId": msid,
-        "name": name,
-        "published": published,
-        "hasVideo": True,
-        "hasAudio": True,
-        "status": "PENDING",
-        "record": False,
-        "width": 0,
-        "height": 0,
-        "mediaProvider": "WebRTC",
-        "sdp": sdp,
-    }
+        await self.agent.close()
 
 
 async def _local_offer(pc: RTCPeerConnection, address: str) -> str:
@@ -171,7 +103,8 @@ class Publisher:
             transceiver.setCodecPreferences(codecs)
             transceiver.sender._send_keyframe = track.request_keyframe  # type: ignore[method-assign]
         sdp = await _local_offer(self.pc, self.address)
-        payload = _stream_payload(str(uuid.uuid1()), name, True, sdp)
+        kinds = {track.kind for track in tracks}
+        payload = stream_payload(str(uuid.uuid1()), name, True, sdp, "audio" in kinds, "video" in kinds)
         await self.signaling.negotiate("publishStream", payload, self.pc, "PUBLISHING")
 
     async def close(self) -> None:
@@ -276,7 +209,7 @@ class LeanPlayer:
         msid = str(uuid.uuid1())
         self._t0 = time.monotonic()
         self.result.started = time.time()
-        payload = _stream_payload(msid, name, False, sdp)
+        payload = stream_payload(msid, name, False, sdp)
         await self.signaling.negotiate("playStream", payload, self.pc, "PLAYING", on_answer=self._on_answer)
         self.result.t_playing = time.monotonic() - self._t0
         self.result.ok = True

@@ -47,7 +47,8 @@ import psutil  # type: ignore[import-untyped]
 
 from _media import Clip, ClipTrack, encode_audio, encode_video
 from _server import ServerProcess, cpu_seconds, write_results
-from _wcs import LeanPlayer, Publisher, Signaling, WcsError, _local_offer, _stream_payload
+from _wcs import LeanPlayer, Publisher, Signaling, WcsError, _local_offer
+from rtcdn.wcs.messages import stream_payload
 
 RESULTS = Path(__file__).resolve().parent / "results" / "cdn.json"
 STREAM = "cdn"
@@ -63,10 +64,10 @@ class TimedSignaling(Signaling):
     def __init__(self, http: aiohttp.ClientSession, url: str) -> None:
         super().__init__(http, url)
         self.sent: dict[str, float] = {}
+        self.agent.on_send = self._note
 
-    async def send(self, message: str, payload: Any = None) -> None:
+    def _note(self, message: str, payload: Any) -> None:
         self.sent.setdefault(message, time.monotonic())
-        await super().send(message, payload)
 
 
 class EdgePlayer(LeanPlayer):
@@ -100,7 +101,7 @@ class EdgePlayer(LeanPlayer):
             self.result.started = time.time()
             if self.first_sent_at is None:
                 self.first_sent_at = self._t0
-            payload = _stream_payload(str(uuid.uuid1()), name, False, sdp)
+            payload = stream_payload(str(uuid.uuid1()), name, False, sdp)
             try:
                 await self.signaling.negotiate(
                     "playStream", payload, self.pc, "PLAYING", on_answer=self._on_answer

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ def free_port(address: str = "127.0.0.1") -> int:
 
 
 def make_settings(**overrides: object) -> Settings:
+    """Settings for an in-process test server (loopback, free ports, quick timers), then ``overrides``."""
     settings = Settings(
         bind="127.0.0.1",
         ws_port=free_port(),
@@ -31,9 +33,7 @@ def make_settings(**overrides: object) -> Settings:
         keep_alive_probes=3,
         webrtc_connect_timeout_ms=5000,
     )
-    for key, value in overrides.items():
-        setattr(settings, key, value)
-    return settings
+    return replace(settings, **overrides)  # type: ignore[arg-type]  # any field=value
 
 
 @pytest.fixture

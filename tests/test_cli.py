@@ -12,6 +12,7 @@ from pathlib import Path
 import aiohttp
 
 from conftest import free_port
+from rtcdn.config import FILE_KEYS
 
 RTCDN = [sys.executable, "-m", "rtcdn"]
 
@@ -35,15 +36,26 @@ def test_help_documents_every_option() -> None:
         "--workers",
     ):
         assert option in serve_help and option in top_help, option
+    for key in FILE_KEYS:  # the configuration keys, with their defaults
+        assert f"\n  {key} (default: " in serve_help, key
+    assert "  ws.port (default: 8080; --ws-port)\n" in serve_help
+    assert "WebSocket port, 0 = off (ws.port; default 8080)" in " ".join(serve_help.split())
 
 
 def test_bad_config_is_a_clear_startup_error(tmp_path: Path) -> None:
-    (tmp_path / "flashphoner.properties").write_text("ws.port=8080\nmedia_port_to=lots\n")
+    (tmp_path / "flashphoner.properties").write_text(
+        "ws.port=8080\nmedia_port_to=lots\nkeep_alive.probes=0\nssl.key_file=key.pem\n"
+    )
     proc = subprocess.run(
         [*RTCDN, "serve", "--config-dir", str(tmp_path)], capture_output=True, text=True, timeout=30
     )
     assert proc.returncode == 2
-    assert "flashphoner.properties:2: media_port_to: invalid literal" in proc.stderr
+    path = tmp_path / "flashphoner.properties"
+    assert proc.stderr.splitlines()[-3:] == [  # every problem, one a line
+        f"rtcdn: configuration error: {path}:2: media_port_to: invalid literal for int() with base 10: 'lots'",
+        f"rtcdn: configuration error: {path}:3: keep_alive.probes: expected a positive integer, got 0",
+        "rtcdn: configuration error: ssl.key_file: set without ssl.cert_file; set both or neither",
+    ]
 
 
 async def test_sigterm_tells_clients_and_exits_zero(tmp_path: Path) -> None:

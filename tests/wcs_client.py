@@ -1,37 +1,45 @@
-"""A test client speaking the WCS WebSDK protocol with an aiortc peer, as the browser SDK does."""
+"""A test client speaking the WCS WebSDK protocol with aiortc peers, as the browser SDK does.
+
+The protocol (frames, payloads, pings, routing by mediaSessionId) is :class:`rtcdn.wcs.client.WcsAgent`;
+this adds the peers and what the tests wait on: every frame, each stream's answer and statuses.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import uuid
 from typing import Any
 
-import aiohttp
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import AudioStreamTrack, MediaStreamTrack, VideoStreamTrack
 
+from rtcdn.wcs import messages as m
+from rtcdn.wcs.client import AgentError, WcsAgent
 from rtcdn.webrtc._aiortc import PortRange, patch_gathering
 
 
 class WcsClient:
-    """One session. ``events[msid]`` is a queue of notifyStreamStatusEvent payloads."""
+    """One session. ``sdp[msid]`` is a future of the answer; :meth:`wait_status` gives the statuses."""
 
     def __init__(self, url: str, address: str = "127.0.0.1") -> None:
         self.url = url
         self.address = address
-        self.http: aiohttp.ClientSession | None = None
-        self.ws: aiohttp.ClientWebSocketResponse | None = None
+        self.agent = WcsAgent(url, label=f"test client {url}", watch_all=True, client="rtcdn test client")
+        self.agent.on_frame = self._on_frame
         self.user_data: dict[str, Any] | None = None
         self.frames: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self.status: dict[str, asyncio.Queue[dict[str, Any]]] = {}
+        'Every frame received but pings, as {"message": ..., "data": [...]}.'
         self.sdp: dict[str, asyncio.Future[str]] = {}
-        self.other: list[dict[str, Any]] = []
         self.pcs: list[RTCPeerConnection] = []
-        self._reader: asyncio.Task[None] | None = None
-        self.closed = asyncio.Event()
-        self.pings = 0
+
+    @property
+    def closed(self) -> asyncio.Event:
+        return self.agent.closed
+
+    @property
+    def pings(self) -> int:
+        return self.agent.pings
 
     async def __aenter__(self) -> WcsClient:
         await self.connect()
@@ -41,63 +49,43 @@ class WcsClient:
         await self.close()
 
     async def open_socket(self) -> None:
-        self.http = aiohttp.ClientSession()
-        self.ws = await self.http.ws_connect(self.url, max_msg_size=0)
-        self._reader = asyncio.create_task(self._read())
+        await self.agent.open()
 
     async def connect(self) -> dict[str, Any]:
-        await self.open_socket()
-        await self.send(
-            "connection", {"appKey": "defaultApp", "mediaProviders": ["WebRTC"], "clientVersion": "2.0"}
-        )
-        frame = await self.wait_message("getUserData")
-        self.user_data = frame["data"][0]
+        self.user_data = await self.agent.connect()
         return self.user_data
 
     async def send(self, message: str, payload: Any = None) -> None:
-        assert self.ws is not None
-        await self.ws.send_str(json.dumps({"message": message, "data": [payload]}))
+        await self.agent.send(message, payload)
 
     async def send_raw(self, text: str) -> None:
-        assert self.ws is not None
-        await self.ws.send_str(text)
+        await self.agent.send_raw(text)
 
-    async def _read(self) -> None:
-        assert self.ws is not None
-        try:
-            async for msg in self.ws:
-                if msg.type != aiohttp.WSMsgType.TEXT:
-                    continue
-                frame = json.loads(msg.data)
-                assert isinstance(frame["data"], list), frame
-                name = frame["message"]
-                if name == "ping":
-                    assert frame["data"] == [], frame
-                    self.pings += 1
-                    await self.send("pong", None)
-                    continue
-                if name == "setRemoteSDP":
-                    msid, sdp = frame["data"]
-                    self.sdp.setdefault(msid, asyncio.get_running_loop().create_future()).set_result(sdp)
-                elif name == "notifyStreamStatusEvent":
-                    payload = frame["data"][0]
-                    self.status.setdefault(payload["mediaSessionId"], asyncio.Queue()).put_nowait(payload)
-                self.frames.put_nowait(frame)
-        finally:
-            self.closed.set()
+    def _on_frame(self, message: str, data: list[Any]) -> None:
+        if message == "setRemoteSDP" and len(data) >= 2:
+            future = self.sdp.setdefault(str(data[0]), asyncio.get_running_loop().create_future())
+            if not future.done():
+                future.set_result(str(data[1]))
+        self.frames.put_nowait({"message": message, "data": data})
 
     async def wait_message(self, name: str, timeout: float = 10) -> dict[str, Any]:
+        """The next frame called ``name`` (the frames before it are passed over)."""
         async with asyncio.timeout(timeout):
             while True:
                 frame = await self.frames.get()
                 if frame["message"] == name:
                     return frame
-                self.other.append(frame)
 
     async def wait_status(self, msid: str, timeout: float = 20) -> dict[str, Any]:
-        queue = self.status.setdefault(msid, asyncio.Queue())
+        """The next notifyStreamStatusEvent payload for ``msid``."""
+        queue = self.agent.watch(msid)
         async with asyncio.timeout(timeout):
-            return await queue.get()
+            while True:
+                message, item = await queue.get()
+                if message == "notifyStreamStatusEvent":
+                    return dict(item)
+                if message == "closed":
+                    raise AgentError(f"socket closed while waiting for a status of {msid}: {item}")
 
     def new_pc(self) -> RTCPeerConnection:
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
@@ -114,26 +102,14 @@ class WcsClient:
         self, name: str, tracks: list[MediaStreamTrack] | None = None, wait: bool = True
     ) -> tuple[str, RTCPeerConnection, dict[str, Any] | None]:
         pc = self.new_pc()
-        for track in tracks if tracks is not None else [AudioStreamTrack(), VideoStreamTrack()]:
+        tracks = tracks if tracks is not None else [AudioStreamTrack(), VideoStreamTrack()]
+        for track in tracks:
             pc.addTransceiver(track, direction="sendonly")
+        kinds = {track.kind for track in tracks}
         msid = str(uuid.uuid1())
         sdp = await self._offer(pc)
-        await self.send(
-            "publishStream",
-            {
-                "mediaSessionId": msid,
-                "name": name,
-                "published": True,
-                "hasVideo": True,
-                "hasAudio": True,
-                "status": "PENDING",
-                "record": False,
-                "mediaProvider": "WebRTC",
-                "sdp": sdp,
-            },
-        )
-        status = await self._answer_and_wait(pc, msid) if wait else None
-        return msid, pc, status
+        payload = m.stream_payload(msid, name, True, sdp, "audio" in kinds, "video" in kinds)
+        return msid, pc, await self._request("publishStream", payload, pc, m.PUBLISHING, wait)
 
     async def play(
         self, name: str, kinds: tuple[str, ...] = ("audio", "video"), wait: bool = True
@@ -142,46 +118,26 @@ class WcsClient:
         for kind in kinds:
             pc.addTransceiver(kind, direction="recvonly")
         msid = str(uuid.uuid1())
-        sdp = await self._offer(pc)
-        await self.send(
-            "playStream",
-            {
-                "mediaSessionId": msid,
-                "name": name,
-                "published": False,
-                "hasVideo": True,
-                "hasAudio": True,
-                "status": "PENDING",
-                "record": False,
-                "width": 0,
-                "height": 0,
-                "mediaProvider": "WebRTC",
-                "sdp": sdp,
-            },
-        )
-        status = await self._answer_and_wait(pc, msid) if wait else None
-        return msid, pc, status
+        payload = m.stream_payload(msid, name, False, await self._offer(pc))
+        return msid, pc, await self._request("playStream", payload, pc, m.PLAYING, wait)
 
-    async def _answer_and_wait(self, pc: RTCPeerConnection, msid: str) -> dict[str, Any]:
-        future = self.sdp.setdefault(msid, asyncio.get_running_loop().create_future())
-        status_task = asyncio.ensure_future(self.wait_status(msid))
-        done, _ = await asyncio.wait({future, status_task}, timeout=20, return_when=asyncio.FIRST_COMPLETED)
-        if status_task in done:  # FAILED before any SDP
-            return status_task.result()
-        await pc.setRemoteDescription(RTCSessionDescription(sdp=future.result(), type="answer"))
-        return await status_task
+    async def _request(
+        self, message: str, payload: dict[str, Any], pc: RTCPeerConnection, wanted: str, wait: bool
+    ) -> dict[str, Any] | None:
+        """Send the request; with ``wait``, apply the answer and return the status that settles it."""
+        if not wait:
+            await self.send(message, payload)
+            return None
+
+        async def accept(sdp: str) -> None:
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+
+        return await self.agent.negotiate(message, payload, wanted, accept, timeout=20)
 
     async def close(self) -> None:
         for pc in self.pcs:
             await pc.close()
-        if self.ws is not None:
-            await self.ws.close()
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
-        if self.http is not None:
-            await self.http.close()
+        await self.agent.close()
 
 
 async def count_frames(track: MediaStreamTrack, seconds: float) -> int:

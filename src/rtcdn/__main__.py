@@ -7,11 +7,12 @@ import asyncio
 import logging
 import signal
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .config import ConfigError, _ports, load
+from .config import ConfigError, _ports, help_text, load, option_help
 
 
 def _port_list(text: str) -> list[int]:
@@ -39,8 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser(
         "serve",
         help="run the server",
-        description="Run the server. Settings come from the embedded defaults, then "
-        "CONFIG_DIR/flashphoner.properties, then these options.",
+        description=textwrap.fill(
+            "Run the server. Settings come from the embedded defaults, then "
+            "CONFIG_DIR/flashphoner.properties, then these options."
+        ),
+        epilog=help_text(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     serve.add_argument(
         "--config-dir", type=Path, help="folder holding flashphoner.properties (and loadbalancing.xml)"
@@ -51,22 +56,32 @@ def build_parser() -> argparse.ArgumentParser:
         default=Path("state"),
         help="folder for generated state, e.g. the self-signed certificate (default: ./state)",
     )
-    serve.add_argument("--bind", help="address every listener and media socket binds (default 0.0.0.0)")
-    serve.add_argument("--ws-port", type=int, help="WebSocket port (ws.port, default 8080; 0 = off)")
-    serve.add_argument("--wss-port", type=int, help="secure WebSocket port (wss.port, default 8443; 0 = off)")
     serve.add_argument(
-        "--http-ports", type=_port_list, help="HTTP ports, comma separated (default 8081,9091)"
+        "--bind", help=f"address every listener and media socket binds ({option_help('--bind')})"
+    )
+    serve.add_argument("--ws-port", type=int, help=f"WebSocket port, 0 = off ({option_help('--ws-port')})")
+    serve.add_argument(
+        "--wss-port", type=int, help=f"secure WebSocket port, 0 = off ({option_help('--wss-port')})"
     )
     serve.add_argument(
-        "--https-ports", type=_port_list, help="HTTPS ports, comma separated (default 8444,8888)"
+        "--http-ports", type=_port_list, help=f"HTTP ports, comma separated ({option_help('--http-ports')})"
     )
     serve.add_argument(
-        "--media-ports", type=_media_ports, help="UDP range for media, LOW-HIGH (default 31000-31999)"
+        "--https-ports",
+        type=_port_list,
+        help=f"HTTPS ports, comma separated ({option_help('--https-ports')})",
+    )
+    serve.add_argument(
+        "--media-ports",
+        type=_media_ports,
+        help=f"UDP range for media, LOW-HIGH ({option_help('--media-ports')})",
     )
     serve.add_argument(
         "--websdk-dir", type=Path, help="the @flashphoner/websdk package served under /client2/"
     )
-    serve.add_argument("--workers", type=int, help="processes serving players, one per core (default 1)")
+    serve.add_argument(
+        "--workers", type=int, help=f"processes serving players, one per core ({option_help('--workers')})"
+    )
     serve.add_argument("--worker-index", type=int, default=0, help=argparse.SUPPRESS)
     serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     # `rtcdn --help` documents every option too, not only the command names
@@ -114,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return asyncio.run(_serve(args))
     except ConfigError as exc:
-        print(f"rtcdn: configuration error: {exc}", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"rtcdn: configuration error: {problem}", file=sys.stderr)
         return 2
     except OSError as exc:
         print(f"rtcdn: cannot start: {exc}", file=sys.stderr)

@@ -1,24 +1,45 @@
 """Settings: the embedded defaults, ``flashphoner.properties`` on top, command-line overrides last.
 
-Keys use WCS's names wherever WCS has one. A malformed value stops start-up with
-``file:line: message``; an unknown key (WCS has hundreds) is a warning naming file and line.
+Every setting is declared once, as a field of :class:`Settings`: its type and default, and in its
+metadata the :class:`Key` (or keys) naming it in ``flashphoner.properties`` (WCS's name wherever WCS
+has one), the parser of its text and one line of documentation. The properties parser, the key list of
+``rtcdn serve --help`` (:func:`help_text`) and the README table (:func:`markdown_table`, also printed by
+``python -m rtcdn.config --markdown``) are derived from those declarations.
+
+Every problem is reported at once: :class:`ConfigError` carries a list, ``file:line: key: problem`` for
+a malformed value and ``key: problem`` for settings that do not fit together. An unknown key (WCS has
+hundreds) is a warning naming file and line.
 """
+
+# ruff: noqa: RUF009  (setting() is dataclasses.field with the declaration in its metadata)
 
 from __future__ import annotations
 
+import argparse
 import logging
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+import sys
+import textwrap
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 logger = logging.getLogger(__name__)
 
 PROPERTIES_FILE = "flashphoner.properties"
+UNSET = "\N{EN DASH}"
+"How a table shows a setting that is unset by default."
 
 
 class ConfigError(Exception):
-    """A configuration problem that prevents start-up."""
+    """Configuration problems that prevent start-up; ``problems`` lists them, ``str()`` is one a line."""
+
+    def __init__(self, problems: str | Iterable[str]) -> None:
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+# --- parsers: text from the file -> value; ValueError says what is wrong --------------------------
 
 
 def _bool(text: str) -> bool:
@@ -52,111 +73,245 @@ def _codecs(text: str) -> list[str]:
     return [c.strip().lower() for c in text.split(",") if c.strip()]
 
 
-@dataclass
-class Settings:
-    """Every setting rtcdn reads. Field docs name the ``flashphoner.properties`` key."""
+def _optional(text: str) -> str | None:
+    return text.strip() or None
 
-    bind: str = "0.0.0.0"
-    "Address every listener binds (``--bind``); media candidates use it too unless it is 0.0.0.0."
-    ws_port: int = 8080
-    "ws.port: WebSocket signaling (0 = off)."
-    wss_port: int = 8443
-    "wss.port: secure WebSocket signaling (0 = off)."
-    http_ports: list[int] = field(default_factory=lambda: [8081, 9091])
-    "http.rest.port and http.port: REST, demo pages, index."
-    https_ports: list[int] = field(default_factory=lambda: [8444, 8888])
-    "https.rest.port and https.port."
-    media_port_from: int = 31000
-    media_port_to: int = 31999
-    ip: str | None = None
-    "ip: the address put in ICE candidates (a public address in front of NAT)."
-    ip_local: str | None = None
-    "ip_local: the address media sockets bind (default: --bind, or every interface)."
-    codecs: list[str] = field(default_factory=lambda: ["opus", "alaw", "ulaw", "g722", "vp8", "h264", "vp9"])
-    "codecs: accepted codecs in preference order (a publisher gets the first it offers)."
-    codecs_exclude_streaming: list[str] = field(default_factory=list)
-    keep_alive_interval_ms: int = 5000
-    "keep_alive.server_interval"
-    keep_alive_probes: int = 10
-    "keep_alive.probes"
-    keep_alive_enabled: bool = True
-    "keep_alive.algorithm (NONE turns pings off)."
-    webrtc_connect_timeout_ms: int = 15000
-    "webrtc_connect_timeout: ICE + DTLS must finish within this, else FAILED."
-    wcs_agent_ssl: bool = False
-    "wcs_agent_ssl: relays (and CDN pushes) connect to other servers with wss:// on 8443."
-    wcs_agent_ssl_verify: bool = True
-    "wcs_agent_ssl_verify: check the remote's certificate (false only for self-signed test servers)."
-    wcs_agent_ssl_ca_file: str | None = None
-    "wcs_agent_ssl_ca_file: PEM file of extra trusted certificates (e.g. another node's self-signed one)."
-    load_balancing_enabled: bool = False
-    tls_cert_file: str | None = None
-    "ssl.cert_file: PEM certificate for wss/https (default: self-signed in the state dir)."
-    tls_key_file: str | None = None
-    "ssl.key_file"
-    config_dir: Path | None = None
-    "--config-dir, where loadbalancing.xml is read from when load_balancing_enabled=true."
-    workers: int = 1
-    "workers: processes serving players (--workers); 1 = this process only."
-    worker_index: int = 0
-    "Set by worker 0 on the workers it starts (--worker-index); never in a file."
-    node_id: str = ""
-    "node_id: name reported in getUserData and stats (default: the bind address)."
+
+def _keepalive_on(text: str) -> bool:
+    return text.strip().upper() != "NONE"
+
+
+# --- declarations ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Key:
+    """One configuration key: how its text becomes (part of) a :class:`Settings` field, and its doc."""
+
+    name: str
+    "The ``flashphoner.properties`` key (WCS's name where WCS has one); the field's name if not ``file``."
+    parse: Callable[[str], Any]
+    "Text -> the field's value (with ``index``: one item of it); raises ValueError when malformed."
+    doc: str
+    "One line for the README table and ``--help`` (Markdown; backticks are dropped in ``--help``)."
+    option: str | None = None
+    "The ``rtcdn serve`` option that overrides it."
+    index: int | None = None
+    "For a list of ports fed by several keys: the item this key sets (0 removes it)."
+    shown: str | None = None
+    "The default as documented, where the field's value would not say it (e.g. 'the bind address')."
+    file: bool = True
+    "False for a setting only the command line sets: a file naming it gets the unknown-key warning."
+
+
+def setting(default: Any, *keys: Key) -> Any:
+    """A :class:`Settings` field: its default and, in its ``metadata``, the keys that set it."""
+    if isinstance(default, list):
+        items = list(default)
+        return field(default_factory=lambda: list(items), metadata={"keys": keys})
+    return field(default=default, metadata={"keys": keys})
+
+
+SELF_SIGNED = "self-signed in `state/`"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting rtcdn reads, immutable: derive changed settings with :func:`dataclasses.replace`.
+
+    Each field declares its default and the :class:`Key` (or keys) that set it; nothing else does."""
+
+    bind: str = setting(
+        "0.0.0.0",
+        Key("bind", str.strip, "address every listener and media socket binds", "--bind", file=False),
+    )
+    ws_port: int = setting(8080, Key("ws.port", _port, "WebSocket signaling (0 = off)", "--ws-port"))
+    wss_port: int = setting(
+        8443, Key("wss.port", _port, "secure WebSocket signaling (0 = off)", "--wss-port")
+    )
+    http_ports: list[int] = setting(
+        [8081, 9091],
+        Key(
+            "http.rest.port",
+            _port,
+            "HTTP: REST (`/rest-api/`), demo pages (`/client2/`), index (`/`); 0 = off",
+            "--http-ports",
+            index=0,
+        ),
+        Key("http.port", _port, "a second HTTP port serving the same (0 = off)", "--http-ports", index=1),
+    )
+    https_ports: list[int] = setting(
+        [8444, 8888],
+        Key("https.rest.port", _port, "`http.rest.port` over HTTPS (0 = off)", "--https-ports", index=0),
+        Key("https.port", _port, "`http.port` over HTTPS (0 = off)", "--https-ports", index=1),
+    )
+    media_port_from: int = setting(
+        31000, Key("media_port_from", _port, "lowest UDP media port", "--media-ports")
+    )
+    media_port_to: int = setting(
+        31999, Key("media_port_to", _port, "highest UDP media port", "--media-ports")
+    )
+    ip: str | None = setting(
+        None, Key("ip", _optional, "address written in ICE candidates (public address of a 1:1 NAT)")
+    )
+    ip_local: str | None = setting(
+        None, Key("ip_local", _optional, "address media sockets bind", shown="`--bind`, or every interface")
+    )
+    codecs: list[str] = setting(
+        ["opus", "alaw", "ulaw", "g722", "vp8", "h264", "vp9"],
+        Key(
+            "codecs",
+            _codecs,
+            "codecs accepted from publishers, in preference order; a publisher gets the first one it offers",
+        ),
+    )
+    codecs_exclude_streaming: list[str] = setting(
+        [], Key("codecs_exclude_streaming", _codecs, "codecs removed from `codecs`")
+    )
+    keep_alive_interval_ms: int = setting(
+        5000, Key("keep_alive.server_interval", _positive, "ms between server pings")
+    )
+    keep_alive_probes: int = setting(
+        10, Key("keep_alive.probes", _positive, "unanswered pings before the session is closed")
+    )
+    keep_alive_enabled: bool = setting(
+        True, Key("keep_alive.algorithm", _keepalive_on, "`NONE` turns pings off", shown=UNSET)
+    )
+    webrtc_connect_timeout_ms: int = setting(
+        15000,
+        Key(
+            "webrtc_connect_timeout",
+            _positive,
+            "ms for ICE+DTLS before a stream goes `FAILED` / `Failed by ICE timeout`",
+        ),
+    )
+    wcs_agent_ssl: bool = setting(
+        False,
+        Key(
+            "wcs_agent_ssl",
+            _bool,
+            "relays (and CDN pushes) connect to other servers over `wss://` (port 8443); "
+            "set it on both ends, as WCS documents",
+        ),
+    )
+    wcs_agent_ssl_verify: bool = setting(
+        True,
+        Key(
+            "wcs_agent_ssl_verify",
+            _bool,
+            "check the remote's certificate; `false` only for self-signed test servers",
+        ),
+    )
+    wcs_agent_ssl_ca_file: str | None = setting(
+        None,
+        Key(
+            "wcs_agent_ssl_ca_file",
+            _optional,
+            "PEM file of extra trusted certificates, e.g. another node's `state/cert.pem`",
+        ),
+    )
+    load_balancing_enabled: bool = setting(
+        False,
+        Key(
+            "load_balancing_enabled",
+            _bool,
+            "this node is a CDN origin: reads `loadbalancing.xml` from `--config-dir`",
+        ),
+    )
+    tls_cert_file: str | None = setting(
+        None, Key("ssl.cert_file", _optional, "PEM certificate for wss/https", shown=SELF_SIGNED)
+    )
+    tls_key_file: str | None = setting(
+        None, Key("ssl.key_file", _optional, "PEM private key of `ssl.cert_file`", shown=SELF_SIGNED)
+    )
+    config_dir: Path | None = setting(
+        None,
+        Key(
+            "config_dir",
+            Path,
+            "folder holding flashphoner.properties and loadbalancing.xml",
+            "--config-dir",
+            file=False,
+        ),
+    )
+    workers: int = setting(
+        1, Key("workers", _positive, "processes serving players; 1 = this process only", "--workers")
+    )
+    worker_index: int = setting(
+        0, Key("worker_index", int, "set by worker 0 on the workers it starts", "--worker-index", file=False)
+    )
+    node_id: str = setting(
+        "", Key("node_id", str.strip, "name reported in `getUserData` and stats", shown="the bind address")
+    )
 
     @property
     def streaming_codecs(self) -> list[str]:
         return [c for c in self.codecs if c not in self.codecs_exclude_streaming]
 
 
-def _set(attr: str, parse: Callable[[str], Any]) -> Callable[[Settings, str], None]:
-    def apply(s: Settings, text: str) -> None:
-        setattr(s, attr, parse(text))
-
-    return apply
+def declared_keys() -> list[tuple[str, Key]]:
+    """``(Settings field, key)`` for every declared key, in declaration order."""
+    return [(f.name, key) for f in fields(Settings) for key in f.metadata.get("keys", ())]
 
 
-def _set_list_item(attr: str, index: int) -> Callable[[Settings, str], None]:
-    def apply(s: Settings, text: str) -> None:
-        ports = list(getattr(s, attr))
-        port = _port(text)
-        while len(ports) <= index:
-            ports.append(0)
-        ports[index] = port
-        setattr(s, attr, [p for p in ports if p] if port == 0 else ports)
-
-    return apply
+FILE_KEYS: dict[str, tuple[str, Key]] = {key.name: (attr, key) for attr, key in declared_keys() if key.file}
+"Key name -> (Settings field, key) for every key a properties file may set."
 
 
-def _keepalive_algorithm(s: Settings, text: str) -> None:
-    s.keep_alive_enabled = text.strip().upper() != "NONE"
+# --- derived documentation ------------------------------------------------------------------------
 
 
-KEYS: dict[str, Callable[[Settings, str], None]] = {
-    "ws.port": _set("ws_port", _port),
-    "wss.port": _set("wss_port", _port),
-    "http.rest.port": _set_list_item("http_ports", 0),
-    "http.port": _set_list_item("http_ports", 1),
-    "https.rest.port": _set_list_item("https_ports", 0),
-    "https.port": _set_list_item("https_ports", 1),
-    "media_port_from": _set("media_port_from", _port),
-    "media_port_to": _set("media_port_to", _port),
-    "ip": _set("ip", lambda t: t.strip() or None),
-    "ip_local": _set("ip_local", lambda t: t.strip() or None),
-    "codecs": _set("codecs", _codecs),
-    "codecs_exclude_streaming": _set("codecs_exclude_streaming", _codecs),
-    "keep_alive.server_interval": _set("keep_alive_interval_ms", _positive),
-    "keep_alive.probes": _set("keep_alive_probes", _positive),
-    "keep_alive.algorithm": _keepalive_algorithm,
-    "webrtc_connect_timeout": _set("webrtc_connect_timeout_ms", _positive),
-    "wcs_agent_ssl": _set("wcs_agent_ssl", _bool),
-    "wcs_agent_ssl_verify": _set("wcs_agent_ssl_verify", _bool),
-    "wcs_agent_ssl_ca_file": _set("wcs_agent_ssl_ca_file", lambda t: t.strip() or None),
-    "load_balancing_enabled": _set("load_balancing_enabled", _bool),
-    "ssl.cert_file": _set("tls_cert_file", lambda t: t.strip() or None),
-    "ssl.key_file": _set("tls_key_file", lambda t: t.strip() or None),
-    "node_id": _set("node_id", str.strip),
-    "workers": _set("workers", _positive),
-}
+def default_text(attr: str, key: Key) -> str:
+    """The default of ``key`` as the README shows it (Markdown)."""
+    if key.shown is not None:
+        return key.shown
+    value = getattr(Settings(), attr)
+    if key.index is not None:
+        value = value[key.index] if key.index < len(value) else 0
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None or value == "" or value == []:
+        return UNSET
+    if isinstance(value, list):
+        return "`" + ",".join(str(v) for v in value) + "`"
+    return str(value)
+
+
+def _plain(markdown: str) -> str:
+    return markdown.replace("`", "")
+
+
+def markdown_table() -> str:
+    """The README's table of ``flashphoner.properties`` keys."""
+    rows = ["| key | default | option | meaning |", "|---|---|---|---|"]
+    for attr, key in declared_keys():
+        if key.file:
+            cells = [f"`{key.name}`", default_text(attr, key), f"`{key.option}`" if key.option else UNSET]
+            rows.append("| " + " | ".join(c.replace("|", r"\|") for c in [*cells, key.doc]) + " |")
+    return "\n".join(rows) + "\n"
+
+
+def help_text(width: int = 78) -> str:
+    """The configuration keys as ``rtcdn serve --help`` lists them."""
+    lines = textwrap.wrap(f"keys of CONFIG_DIR/{PROPERTIES_FILE} (the options above override them):", width)
+    for attr, key in declared_keys():
+        if key.file:
+            default = _plain(default_text(attr, key))
+            option = f"; {key.option}" if key.option else ""
+            lines.append(f"  {key.name} (default: {'unset' if default == UNSET else default}{option})")
+            lines += textwrap.wrap(_plain(key.doc), width, initial_indent=" " * 6, subsequent_indent=" " * 6)
+    return "\n".join(lines)
+
+
+def option_help(option: str) -> str:
+    """The keys an ``rtcdn serve`` option overrides and their defaults, for the option's help."""
+    found = [(attr, key) for attr, key in declared_keys() if key.option == option]
+    names = ", ".join(key.name for _, key in found if key.file)
+    defaults = ", ".join(_plain(default_text(attr, key)) for attr, key in found)
+    return f"{names}; default {defaults}" if names else f"default {defaults}"
+
+
+# --- loading --------------------------------------------------------------------------------------
 
 
 def iter_properties(text: str) -> Iterator[tuple[int, str, str]]:
@@ -184,56 +339,107 @@ def iter_properties(text: str) -> Iterator[tuple[int, str, str]]:
         yield start + 1, key.strip(), value.strip()
 
 
-def load_properties(settings: Settings, path: Path) -> None:
-    """Apply a properties file to ``settings``; raises :class:`ConfigError` naming file and line."""
+def read_properties(settings: Settings, path: Path) -> tuple[Settings, list[str], set[str]]:
+    """``settings`` with the well-formed values of the properties file ``path`` applied, the problems
+    (``file:line: key: problem``) and the fields whose value was malformed."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read: {exc}") from None
-    for line, key, value in iter_properties(text):
-        apply = KEYS.get(key)
-        if apply is None:
-            logger.warning("%s:%d: unknown setting %r ignored", path, line, key)
+        return settings, [f"{path}: cannot read: {exc}"], set()
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    malformed: set[str] = set()
+    for line, name, raw in iter_properties(text):
+        found = FILE_KEYS.get(name)
+        if found is None:
+            logger.warning("%s:%d: unknown setting %r ignored", path, line, name)
             continue
+        attr, key = found
         try:
-            apply(settings, value)
+            value = key.parse(raw)
         except ValueError as exc:
-            raise ConfigError(f"{path}:{line}: {key}: {exc}") from None
+            problems.append(f"{path}:{line}: {name}: {exc}")
+            malformed.add(attr)
+            continue
+        if key.index is not None:  # one port of a list: 0 keeps its place until the end
+            items = list(values.get(attr, getattr(settings, attr)))
+            items += [0] * (key.index + 1 - len(items))
+            items[key.index] = value
+            value = items
+        values[attr] = value
+    for attr, key in declared_keys():
+        if key.index is not None and attr in values:
+            values[attr] = [p for p in values[attr] if p]
+    return replace(settings, **values), problems, malformed
+
+
+def cross_problems(settings: Settings, skip: Collection[str] = ()) -> list[str]:
+    """Settings that do not fit together, as ``key: problem``; checks reading a field in ``skip`` (one
+    whose value in the file was malformed, so it holds its default) are left out."""
+    from .webrtc import KNOWN_CODECS  # the list of codecs lives with the media layer
+
+    def fits(*attrs: str) -> bool:
+        return not any(attr in skip for attr in attrs)
+
+    s = settings
+    problems: list[str] = []
+    if fits("media_port_from", "media_port_to") and s.media_port_from > s.media_port_to:
+        problems.append(f"media_port_from: {s.media_port_from} is above media_port_to ({s.media_port_to})")
+    if fits("codecs", "codecs_exclude_streaming"):
+        unknown = [c for c in s.codecs if c not in KNOWN_CODECS]
+        if unknown:
+            logger.warning("codecs: %s cannot be forwarded by rtcdn and are ignored", ", ".join(unknown))
+        if not [c for c in s.streaming_codecs if c in KNOWN_CODECS]:
+            problems.append("codecs: no codec rtcdn can forward is enabled")
+    if s.wcs_agent_ssl_ca_file and not Path(s.wcs_agent_ssl_ca_file).is_file():
+        problems.append(f"wcs_agent_ssl_ca_file: {s.wcs_agent_ssl_ca_file} is not a file")
+    if fits("workers", "load_balancing_enabled") and s.workers > 1 and s.load_balancing_enabled:
+        problems.append("workers: more than 1 together with load_balancing_enabled=true is not supported yet")
+    if fits("workers", "ws_port", "http_ports") and s.workers > 1 and not (s.ws_port and s.http_ports):
+        problems.append("workers: more than 1 needs the ws port and an http port (the balancer lives there)")
+    if bool(s.tls_cert_file) != bool(s.tls_key_file):
+        given, missing = (
+            ("ssl.cert_file", "ssl.key_file") if s.tls_cert_file else ("ssl.key_file", "ssl.cert_file")
+        )
+        problems.append(f"{given}: set without {missing}; set both or neither")
+    return problems
 
 
 def validate(settings: Settings) -> None:
-    from .webrtc import KNOWN_CODECS  # the list of codecs lives with the media layer
-
-    if settings.media_port_from > settings.media_port_to:
-        raise ConfigError(
-            f"media_port_from ({settings.media_port_from}) is above media_port_to ({settings.media_port_to})"
-        )
-    unknown = [c for c in settings.codecs if c not in KNOWN_CODECS]
-    if unknown:
-        logger.warning("codecs: %s cannot be forwarded by rtcdn and are ignored", ", ".join(unknown))
-    if not [c for c in settings.streaming_codecs if c in KNOWN_CODECS]:
-        raise ConfigError("codecs: no codec rtcdn can forward is enabled")
-    if settings.wcs_agent_ssl_ca_file and not Path(settings.wcs_agent_ssl_ca_file).is_file():
-        raise ConfigError(f"wcs_agent_ssl_ca_file: {settings.wcs_agent_ssl_ca_file} is not a file")
-    if settings.workers > 1 and settings.load_balancing_enabled:
-        raise ConfigError("workers > 1 together with load_balancing_enabled=true is not supported yet")
-    if settings.workers > 1 and not (settings.ws_port and settings.http_ports):
-        raise ConfigError("workers > 1 needs the ws port and an http port (the balancer lives there)")
-    if bool(settings.tls_cert_file) != bool(settings.tls_key_file):
-        raise ConfigError("ssl.cert_file and ssl.key_file must be set together")
+    """Raise :class:`ConfigError` listing every pair of settings that do not fit together."""
+    problems = cross_problems(settings)
+    if problems:
+        raise ConfigError(problems)
 
 
-def load(config_dir: Path | None, overrides: dict[str, Any] | None = None) -> Settings:
-    """Defaults, then ``<config_dir>/flashphoner.properties`` if present, then ``overrides``."""
+def load(config_dir: Path | None, overrides: Mapping[str, Any] | None = None) -> Settings:
+    """Defaults, then ``<config_dir>/flashphoner.properties`` if present, then ``overrides`` (Settings
+    field -> value; None = not given). Raises :class:`ConfigError` listing every problem found."""
     settings = Settings(config_dir=config_dir)
+    problems: list[str] = []
+    malformed: set[str] = set()
     if config_dir is not None:
         if not config_dir.is_dir():
             raise ConfigError(f"{config_dir}: config dir does not exist")
         path = config_dir / PROPERTIES_FILE
         if path.exists():
-            load_properties(settings, path)
-    for key, value in (overrides or {}).items():
-        if value is not None:
-            setattr(settings, key, value)
-    validate(settings)
+            settings, problems, malformed = read_properties(settings, path)
+    given = {attr: value for attr, value in (overrides or {}).items() if value is not None}
+    settings = replace(settings, **given)
+    problems += cross_problems(settings, malformed - given.keys())
+    if problems:
+        raise ConfigError(problems)
     return settings
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m rtcdn.config``: print the configuration keys (``--markdown``: the README table)."""
+    parser = argparse.ArgumentParser(prog="python -m rtcdn.config", description=main.__doc__)
+    parser.add_argument("--markdown", action="store_true", help="print the README's Markdown table")
+    args = parser.parse_args(argv)
+    print(markdown_table() if args.markdown else help_text(), end="" if args.markdown else "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

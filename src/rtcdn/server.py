@@ -4,26 +4,44 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import ssl
 from pathlib import Path
+from typing import Protocol
 
 from aiohttp import web
 
-from .cdn import LOADBALANCING_FILE, Balancer, CdnOrigin, CpuMeter, load_loadbalancing
+from .api.rest import RestApi
+from .cdn import (
+    LOADBALANCING_FILE,
+    Balancer,
+    BalancerRoutes,
+    CdnOrigin,
+    CpuMeter,
+    load_loadbalancing,
+    node_stat,
+)
 from .config import ConfigError, Settings
-from .http.app import create_http_app, create_ws_app
+from .pages import Pages
 from .relay import RelayManager
-from .signaling.messages import STOPPED_BY_REST_TERMINATE
-from .signaling.session import SignalingSettings, WcsSession
-from .stream import StreamManager
+from .stream import EndReason, StreamManager
 from .tls import client_context, ensure_self_signed, server_context
+from .wcs.handler import WcsFrontEnd
+from .wcs.messages import SERVER_SHUTDOWN
+from .wcs.session import SignalingSettings, WcsSession
 from .webrtc import MediaConfig, PortRange, host_addresses
+from .whip import WhipFrontEnd
 from .workers import WorkerPool, workers_config
 
 logger = logging.getLogger(__name__)
 
-SHUTDOWN_INFO = "Server shutdown"
+
+class FrontEnd(Protocol):
+    """A protocol or page set served on the HTTP(S) ports."""
+
+    def add_routes(self, app: web.Application) -> None: ...
+
+    async def close(self) -> None:
+        """Shutdown: end what it serves (streams are already closed)."""
 
 
 def default_websdk_dir() -> Path | None:
@@ -44,7 +62,6 @@ class Server:
         self.state_dir = state_dir
         self.websdk_dir = websdk_dir if websdk_dir is not None else default_websdk_dir()
         self.streams = StreamManager()
-        self.sessions: dict[str, WcsSession] = {}
         if settings.ip_local:
             addresses = [settings.ip_local]
         elif settings.bind not in ("0.0.0.0", ""):
@@ -58,11 +75,15 @@ class Server:
             codecs=settings.streaming_codecs,
             connect_timeout=settings.webrtc_connect_timeout_ms / 1000,
         )
-        self.signaling = SignalingSettings(
-            node_id=settings.node_id or settings.bind,
-            ping_interval=settings.keep_alive_interval_ms / 1000,
-            ping_probes=settings.keep_alive_probes,
-            keepalive_enabled=settings.keep_alive_enabled,
+        self.wcs = WcsFrontEnd(
+            self.streams,
+            self.media,
+            SignalingSettings(
+                node_id=settings.node_id or settings.bind,
+                ping_interval=settings.keep_alive_interval_ms / 1000,
+                ping_probes=settings.keep_alive_probes,
+                keepalive_enabled=settings.keep_alive_enabled,
+            ),
         )
         self.relays = RelayManager(
             self.streams,
@@ -81,9 +102,32 @@ class Server:
             self.workers = WorkerPool(settings, state_dir)
             self.balancer = Balancer(workers_config(settings), local_address=self._local_address)
             self.cdn = CdnOrigin(self.streams, self.relays, self.balancer, secure=False)
+        self.front_ends: list[FrontEnd] = [
+            RestApi(self),
+            Pages(self.streams, self._stat, self.websdk_dir, settings.ws_port, settings.wss_port),
+            WhipFrontEnd(self.streams, self.media),
+        ]
+        if self.balancer is not None:
+            self.front_ends.append(
+                BalancerRoutes(self.balancer, settings.ws_port, settings.wss_port, settings.bind)
+            )
         self._runners: list[web.AppRunner] = []
         self._closed = False
         self.urls: list[str] = []
+
+    @property
+    def sessions(self) -> dict[str, WcsSession]:
+        return self.wcs.sessions
+
+    def _stat(self) -> str:
+        node_id = self.settings.node_id or self.settings.bind
+        return node_stat(self.streams, len(self.wcs.sessions), self.cpu, node_id)
+
+    def _http_app(self) -> web.Application:
+        app = web.Application(client_max_size=1 << 20)
+        for front_end in self.front_ends:
+            front_end.add_routes(app)
+        return app
 
     @property
     def _local_address(self) -> str | None:
@@ -123,8 +167,8 @@ class Server:
     async def start(self) -> None:
         s = self.settings
         tls = self._ssl_context() if (s.wss_port or s.https_ports) else None
-        ws_runner = web.AppRunner(create_ws_app(self), handle_signals=False, access_log=None)
-        http_runner = web.AppRunner(create_http_app(self), handle_signals=False, access_log=None)
+        ws_runner = web.AppRunner(self.wcs.app(), handle_signals=False, access_log=None)
+        http_runner = web.AppRunner(self._http_app(), handle_signals=False, access_log=None)
         plan: list[tuple[web.AppRunner, int, ssl.SSLContext | None, str]] = []
         if s.ws_port:
             plan.append((ws_runner, s.ws_port, None, "ws"))
@@ -171,10 +215,10 @@ class Server:
         if self.balancer is not None:
             await self.balancer.close()
         # streams first, so players hear "Server shutdown" rather than "Stopped by publisher stop"
-        self.streams.close_all(SHUTDOWN_INFO)
-        await asyncio.gather(
-            *(s.close(SHUTDOWN_INFO) for s in list(self.sessions.values())), return_exceptions=True
-        )
+        self.streams.close_all(EndReason.SHUTDOWN)
+        await self.wcs.close(SERVER_SHUTDOWN)
+        for front_end in self.front_ends:
+            await front_end.close()
         await self.relays.close()
         await asyncio.gather(*(p.close() for p in list(self.media.peers)), return_exceptions=True)
         for runner in reversed(self._runners):
@@ -183,40 +227,6 @@ class Server:
         if self.workers is not None:
             await self.workers.close()
         logger.info("shutdown complete")
-
-    def stat(self) -> dict[str, dict[str, object]]:
-        """This node's figures for ``/?action=stat`` (what the CDN balancer reads)."""
-        publishers = sum(1 for s in self.streams if s.live)
-        players = sum(len(s.players) for s in self.streams)
-        process_load, system_load = self.cpu.read()
-        return {
-            "Connection": {"connections": len(self.sessions), "connections_websocket": len(self.sessions)},
-            "Streams": {
-                "streams": publishers,
-                "publishers": publishers,
-                "players": players,
-                "calls": publishers + players,
-                "streams_webrtc_in": publishers,
-                "streams_webrtc_out": players,
-            },
-            "Core": {
-                "processCpuLoad": f"{process_load:.3f}",
-                "systemCpuLoad": f"{system_load:.3f}",
-                "availableProcessors": os.cpu_count() or 1,
-                "nodeId": self.signaling.node_id,
-            },
-        }
-
-    def terminate_media(self, msid: str) -> bool:
-        """End a publish/play or relay by its mediaSessionId (REST ``/stream/terminate``)."""
-        for session in list(self.sessions.values()):
-            if session.terminate(msid, STOPPED_BY_REST_TERMINATE):
-                return True
-        relay = self.relays.get(msid)
-        if relay is not None and not relay.finished:
-            self.relays.terminate(relay)
-            return True
-        return False
 
 
 __all__ = ["Server"]

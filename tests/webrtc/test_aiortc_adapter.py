@@ -52,11 +52,12 @@ async def test_private_names_exist() -> None:
                     "_RTCRtpReceiver__remote_streams",
                     "_RTCRtpReceiver__rtcp_ssrc",
                     "_RTCRtpReceiver__stop_decoder",
+                    "_handle_rtcp_packet",
                     "receive",
                 ],
             ),
-            (dtls, ["_handle_rtp_data", "_rtp_header_extensions_map", "transport"]),
-            (transceiver, ["_codecs", "_headerExtensions", "_preferred_codecs"]),
+            (dtls, ["_handle_rtp_data", "_rtp_header_extensions_map", "_rtp_router", "transport"]),
+            (transceiver, ["_codecs", "_headerExtensions", "_preferred_codecs", "_bundled"]),
             (
                 dtls.transport.iceGatherer._connection,
                 [

@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 from ..relay import Relay, RelayError, RelayManager
-from ..stream import StreamManager
+from ..stream import Stream, StreamManager
 from ..tasks import TaskSet
 from .balancer import Balancer
 from .config import Node
@@ -50,7 +50,7 @@ class CdnOrigin:
     async def close(self) -> None:
         await self._tasks.close()
 
-    def _on_stream(self, event: str, name: str) -> None:
+    def _on_stream(self, event: str, stream: Stream) -> None:
         self._wake.set()
 
     def _on_edge_up(self, node: Node) -> None:

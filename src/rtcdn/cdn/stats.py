@@ -6,6 +6,8 @@ import os
 import time
 from collections.abc import Mapping
 
+from ..stream import StreamManager
+
 
 class CpuMeter:
     """CPU load of this process and of the machine (0..1) since the previous reading."""
@@ -57,3 +59,29 @@ def parse_stat(text: str) -> dict[str, str]:
         if sep and key.strip() and not key.startswith("-"):
             out[key.strip()] = value.strip()
     return out
+
+
+def node_stat(streams: StreamManager, connections: int, cpu: CpuMeter, node_id: str) -> str:
+    """This node's ``/?action=stat`` page (what CDN balancers read)."""
+    publishers = sum(1 for s in streams if s.live)
+    players = sum(len(s.players) for s in streams)
+    process_load, system_load = cpu.read()
+    return format_stat(
+        {
+            "Connection": {"connections": connections, "connections_websocket": connections},
+            "Streams": {
+                "streams": publishers,
+                "publishers": publishers,
+                "players": players,
+                "calls": publishers + players,
+                "streams_webrtc_in": publishers,
+                "streams_webrtc_out": players,
+            },
+            "Core": {
+                "processCpuLoad": f"{process_load:.3f}",
+                "systemCpuLoad": f"{system_load:.3f}",
+                "availableProcessors": os.cpu_count() or 1,
+                "nodeId": node_id,
+            },
+        }
+    )

@@ -16,14 +16,15 @@ import logging
 import ssl
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..signaling import messages as m
-from ..stream import Stream, StreamError, StreamManager, media_fields
+from ..stream import EndReason, MediaError, MediaRecord, MediaState, Stream, StreamManager
 from ..tasks import TaskSet
-from ..webrtc import MediaConfig, PeerError, WebRtcPlayer, WebRtcPublisher
+from ..wcs import messages as m
+from ..wcs.records import END_INFO, error_info
+from ..webrtc import MediaConfig, Offer, WebRtcPlayer, WebRtcPublisher, egress, ingest
 from .agent import AgentError, WcsAgent, agent_url
 
 logger = logging.getLogger(__name__)
@@ -64,7 +65,8 @@ class Relay:
     peer: WebRtcPlayer | WebRtcPublisher | None = None
     agent: WcsAgent | None = None
     stream: Stream | None = None
-    on_end: Callable[[str], None] | None = None
+    on_end: Callable[[EndReason], None] | None = None
+    on_terminate: Callable[[], None] | None = None
 
     @property
     def finished(self) -> bool:
@@ -84,29 +86,46 @@ class Relay:
             "direction": self.direction,
         }
 
-    def stream_record(self) -> dict[str, Any]:
-        """The relay as a local stream (``/stream/find``): a pull publishes, a push plays."""
-        return {
-            "mediaSessionId": self.local_media_session_id,
-            "name": self.local_stream_name,
-            "published": self.direction == "pull",
-            "status": self.status,
-            "info": self.info,
-            **(self.stream.media_fields() if self.stream is not None else media_fields({})),
-            "sessionId": f"relay:{self.direction}:{self.uri}",
-            "appKey": "relay",
-            "mediaProvider": "WebRTC",
-            "createDate": int(self.created * 1000),
-        }
+    # the MediaSession protocol of rtcdn.stream: a pull publishes a local stream, a push plays one
+    @property
+    def id(self) -> str:
+        return self.local_media_session_id
+
+    def describe(self) -> MediaRecord:
+        state = _STATES.get(self.status, MediaState.PENDING)
+        return MediaRecord(
+            id=self.local_media_session_id,
+            name=self.local_stream_name,
+            published=self.direction == "pull",
+            protocol=f"relay-{self.direction}",
+            state=state,
+            session=f"relay:{self.direction}:{self.uri}",
+            app="relay",
+            created=self.created,
+            info=self.info,
+        )
+
+    def terminate(self, reason: EndReason) -> None:
+        if self.on_terminate is not None:
+            self.on_terminate()
 
     # the Publisher protocol of rtcdn.stream, for pull relays
     def request_keyframe(self) -> None:
         if isinstance(self.peer, WebRtcPublisher):
             self.peer.request_keyframe()
 
-    def on_stream_end(self, info: str) -> None:
+    def on_stream_end(self, reason: EndReason) -> None:
         if self.on_end is not None:
-            self.on_end(info)
+            self.on_end(reason)
+
+
+_STATES = {
+    m.PUBLISHING: MediaState.PUBLISHING,
+    m.PLAYING: MediaState.PLAYING,
+    m.UNPUBLISHED: MediaState.ENDED,
+    m.STOPPED: MediaState.ENDED,
+    m.FAILED: MediaState.FAILED,
+}
 
 
 class RelayManager:
@@ -158,6 +177,8 @@ class RelayManager:
         except AgentError as exc:
             raise RelayError(400, exc.info) from None
         self._relays[relay.local_media_session_id] = relay
+        relay.on_terminate = lambda: self.terminate(relay)
+        self._streams.sessions.add(relay)
         run = self._run_push if relay.direction == "push" else self._run_pull
         relay.task = self._tasks.spawn(run(relay), f"{relay.direction}:{relay.local_stream_name}")
         logger.info(
@@ -180,7 +201,7 @@ class RelayManager:
         """Start relaying a local live stream to ``uri`` (404 if it is not live, 409 if running)."""
         try:
             self._streams.get_live(local_name)
-        except StreamError:
+        except MediaError:
             raise RelayError(404, f"local stream {local_name!r} is not published") from None
         relay = Relay("push", uri, local_name, remote_name)
         self._check_duplicate(relay)
@@ -201,8 +222,8 @@ class RelayManager:
         )
         relay.peer = peer
         relay.stream = self._streams.create(local_name, relay)
-        relay.on_end = lambda info: self._finish(relay, m.STOPPED, info)
-        peer.on_lost = lambda info: self._finish(relay, m.FAILED, info or "Remote closed the connection")
+        relay.on_end = lambda reason: self._finish(relay, m.STOPPED, END_INFO[reason])
+        peer.on_lost = lambda clean: self._lost(relay, clean)
         return self._start(relay)
 
     def terminate(self, relay: Relay) -> None:
@@ -212,6 +233,9 @@ class RelayManager:
             return
         status = m.UNPUBLISHED if relay.direction == "push" else m.STOPPED
         self._finish(relay, status, m.STOPPED_BY_REST_TERMINATE)
+
+    def _lost(self, relay: Relay, clean: bool) -> None:
+        self._finish(relay, m.FAILED, "Remote closed the connection" if clean else m.FAILED_BY_ICE_KEEP_ALIVE)
 
     # --- running a relay ------------------------------------------------------------------
     async def _connect(self, relay: Relay) -> WcsAgent:
@@ -224,30 +248,42 @@ class RelayManager:
         await relay.agent.connect()
         return relay.agent
 
-    async def _answer_and_status(self, relay: Relay, agent: WcsAgent, msid: str, wanted: str) -> str:
-        """Wait for setRemoteSDP then the remote's status; returns the SDP answer."""
+    def _exchange(self, relay: Relay, agent: WcsAgent, msid: str) -> Offer:
+        """Our offer goes out in publishStream (push) or playStream (pull); the remote's
+        setRemoteSDP is the answer."""
+
+        async def exchange(offer: str) -> str:
+            if relay.direction == "push":
+                await agent.publish(
+                    msid,
+                    relay.remote_stream_name,
+                    offer,
+                    {"audio", "video"} & set(relay.stream.track_infos() if relay.stream is not None else ()),
+                )
+            else:
+                await agent.play(msid, relay.remote_stream_name, offer)
+            async with asyncio.timeout(NEGOTIATION_TIMEOUT):
+                sdp = await self._next(agent, msid, "setRemoteSDP")
+            relay.remote_media_session_id = msid
+            return sdp
+
+        return Offer(exchange)
+
+    async def _next(self, agent: WcsAgent, msid: str, wanted: str) -> str:
+        """Wait for the remote's ``setRemoteSDP`` (returns the SDP) or status ``wanted``."""
         queue = agent.watch(msid)
-        sdp = ""
-        async with asyncio.timeout(NEGOTIATION_TIMEOUT):
-            while True:
-                message, item = await queue.get()
-                if message == "setRemoteSDP":
-                    sdp = str(item)
-                    relay.remote_media_session_id = msid
-                    if isinstance(relay.peer, WebRtcPlayer):
-                        await relay.peer.accept(sdp)
-                    else:
-                        assert isinstance(relay.peer, WebRtcPublisher) and relay.stream is not None
-                        await relay.peer.accept(sdp, relay.stream.forward)
-                        relay.stream.set_tracks(relay.peer.tracks)
-                elif message == "notifyStreamStatusEvent":
-                    status = item.get("status")
-                    if status == wanted and sdp:
-                        return sdp
-                    if status in _TERMINAL:
-                        raise AgentError(f"Remote {status}: {item.get('info') or 'no info'}")
-                elif message == "closed":
-                    raise AgentError(f"Connection to {agent.url} lost: {item}")
+        while True:
+            message, item = await queue.get()
+            if message == "setRemoteSDP" and wanted == "setRemoteSDP":
+                return str(item)
+            if message == "notifyStreamStatusEvent":
+                status = item.get("status")
+                if status == wanted:
+                    return str(status)
+                if status in _TERMINAL:
+                    raise AgentError(f"Remote {status}: {item.get('info') or 'no info'}")
+            elif message == "closed":
+                raise AgentError(f"Connection to {agent.url} lost: {item}")
 
     async def _watch_remote(self, relay: Relay, agent: WcsAgent, msid: str) -> None:
         """Until the relay ends: follow the remote's statuses for our stream."""
@@ -265,81 +301,66 @@ class RelayManager:
                 self._finish(relay, status, f"Remote {remote}: {item.get('info') or 'no info'}")
                 return
 
-    async def _run_push(self, relay: Relay) -> None:
+    async def _run(
+        self, relay: Relay, connect: Callable[[WcsAgent, str], Awaitable[None]], live: str
+    ) -> None:
+        """Connect to the remote, run ``connect`` (the adapter), wait for the remote's status
+        ``live``, then follow the remote until the relay ends."""
         msid = str(uuid.uuid4())
         try:
-            stream = self._streams.get_live(relay.local_stream_name)
-            relay.stream = stream
             agent = await self._connect(relay)
-            peer = WebRtcPlayer(self._media, f"push {relay.local_stream_name!r} to {relay.uri}", offerer=True)
-            relay.peer = peer
-            peer.on_end = lambda info: self._finish(relay, m.UNPUBLISHED, info)
-            peer.on_lost = lambda info: self._finish(relay, m.FAILED, info or "Remote closed the connection")
-            tracks = stream.track_infos()
-            relay.has_audio, relay.has_video = "audio" in tracks, "video" in tracks
-            sdp = await peer.offer(tracks)
-            await agent.publish(msid, relay.remote_stream_name, sdp, set(tracks))
-            await self._answer_and_status(relay, agent, msid, m.PUBLISHING)
-            await peer.wait_connected()
-            if stream.closed:
-                raise StreamError(m.STOPPED_BY_PUBLISHER_STOP)
-            peer.build_sinks()
-            peer.stream = stream
-            stream.add_player(peer)
-        except (AgentError, PeerError, StreamError) as exc:
+            await connect(agent, msid)
+            async with asyncio.timeout(NEGOTIATION_TIMEOUT):
+                await self._next(agent, msid, live)
+        except (AgentError, MediaError) as exc:
             self._finish(relay, m.FAILED, _info(exc))
             return
         except TimeoutError:
             self._finish(relay, m.FAILED, "Remote did not answer in time")
             return
-        relay.status = m.PUBLISHING
+        tracks = relay.stream.track_infos() if relay.stream is not None else {}
+        relay.has_audio, relay.has_video = "audio" in tracks, "video" in tracks
+        relay.status = live
         logger.info(
-            "relay push %s: publishing %r on %s",
+            "relay %s %s: %r %s %s as %r",
+            relay.direction,
             relay.local_media_session_id,
-            relay.remote_stream_name,
+            relay.local_stream_name,
+            "live on" if relay.direction == "push" else "live from",
             relay.uri,
+            relay.remote_stream_name,
         )
         await self._watch_remote(relay, agent, msid)
 
+    async def _run_push(self, relay: Relay) -> None:
+        async def connect(agent: WcsAgent, msid: str) -> None:
+            stream = relay.stream = self._streams.get_live(relay.local_stream_name)
+            peer = WebRtcPlayer(self._media, f"push {relay.local_stream_name!r} to {relay.uri}", offerer=True)
+            relay.peer = peer
+            peer.on_end = lambda reason: self._finish(relay, m.UNPUBLISHED, END_INFO[reason])
+            peer.on_lost = lambda clean: self._lost(relay, clean)
+            await egress.play(stream, peer, self._exchange(relay, agent, msid))
+
+        await self._run(relay, connect, m.PUBLISHING)
+
     async def _run_pull(self, relay: Relay) -> None:
-        msid = str(uuid.uuid4())
-        peer = relay.peer
-        assert isinstance(peer, WebRtcPublisher) and relay.stream is not None
-        try:
-            agent = await self._connect(relay)
-            sdp = await peer.offer()
-            await agent.play(msid, relay.remote_stream_name, sdp)
-            await self._answer_and_status(relay, agent, msid, m.PLAYING)
-            await peer.wait_connected()
-        except (AgentError, PeerError) as exc:
-            self._finish(relay, m.FAILED, _info(exc))
-            return
-        except TimeoutError:
-            self._finish(relay, m.FAILED, "Remote did not answer in time")
-            return
-        tracks = relay.stream.track_infos()
-        relay.has_audio, relay.has_video = "audio" in tracks, "video" in tracks
-        relay.stream.go_live()
-        relay.status = m.PLAYING
-        logger.info(
-            "relay pull %s: %r from %s live as %r",
-            relay.local_media_session_id,
-            relay.remote_stream_name,
-            relay.uri,
-            relay.local_stream_name,
-        )
-        await self._watch_remote(relay, agent, msid)
+        async def connect(agent: WcsAgent, msid: str) -> None:
+            assert isinstance(relay.peer, WebRtcPublisher) and relay.stream is not None
+            await ingest.publish(relay.stream, relay.peer, self._exchange(relay, agent, msid))
+
+        await self._run(relay, connect, m.PLAYING)
 
     def _finish(self, relay: Relay, status: str, info: str) -> None:
         """End a relay (idempotent): detach from the local stream, tell the remote, free everything."""
         if relay.finished:
             return
         relay.status, relay.info = status, info
+        self._streams.sessions.discard(relay)
         logger.info("relay %s %s: %s (%s)", relay.direction, relay.local_media_session_id, status, info)
         stream = relay.stream
         if stream is not None:
             if relay.direction == "pull" and stream.publisher is relay:
-                stream.close(m.STOPPED_BY_PUBLISHER_STOP)
+                stream.close(EndReason.PUBLISHER_STOP)
             elif isinstance(relay.peer, WebRtcPlayer):
                 stream.remove_player(relay.peer)
         if relay.task is not None and relay.task is not asyncio.current_task():
@@ -373,5 +394,5 @@ class RelayManager:
         await self._tasks.close()
 
 
-def _info(exc: Exception) -> str:
-    return str(getattr(exc, "info", None) or exc)
+def _info(exc: AgentError | MediaError) -> str:
+    return exc.info if isinstance(exc, AgentError) else error_info(exc)

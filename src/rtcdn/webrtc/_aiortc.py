@@ -282,6 +282,10 @@ class IngestTrack:
 
 
 OnRtp = Callable[[str, bytes, int, int], None]
+OnSenderReport = Callable[[str, float, int], None]
+"``on_sr(kind, ntp_unix_seconds, rtp_timestamp)``: a publisher's RTCP sender report."
+NTP_UNIX_OFFSET = 2208988800
+"Seconds from the NTP epoch (1900) to the Unix epoch (1970)."
 
 
 def install_ingest(
@@ -296,6 +300,7 @@ def install_ingest(
     climbs; NACKs are sent for gaps. Returns ``request_keyframe()`` which sends a PLI.
     """
     extensions_map = dtls._rtp_header_extensions_map
+    ssrc_table = dtls._rtp_router.ssrc_table
     estimator = RemoteBitrateEstimator()
     video = next((t for t, apt in tracks.values() if t.kind == "video" and apt is None), None)
     send_rtcp_holder: list[Callable[[bytes], None]] = []
@@ -345,8 +350,11 @@ def install_ingest(
             except RtpError:
                 return
             packet = RtpPacket.parse(data, extensions_map)
-        else:
+        elif track.media_ssrc != packet.ssrc:
             track.media_ssrc = packet.ssrc
+            # aiortc's router learns SSRCs in the _handle_rtp_data replaced here: teach it, so
+            # the publisher's sender reports reach the receiver (watch_sender_reports)
+            ssrc_table.setdefault(packet.ssrc, track.receiver)
         if not packet.payload:
             return  # padding-only probe
         if track.nack is not None and track.nack.add(packet):
@@ -367,6 +375,23 @@ def install_ingest(
             send_rtcp(RtcpPsfbPacket(fmt=RTCP_PSFB_PLI, ssrc=ssrc, media_ssrc=video.media_ssrc))
 
     return request_keyframe
+
+
+def watch_sender_reports(receiver: RTCRtpReceiver, kind: str, on_sr: OnSenderReport) -> None:
+    """Hand the publisher's sender reports to ``on_sr`` (aiortc still gets them for its reports)."""
+    original = receiver._handle_rtcp_packet
+
+    async def handle_rtcp_packet(packet: Any) -> None:
+        if isinstance(packet, RtcpSrPacket):
+            ntp = packet.sender_info.ntp_timestamp
+            on_sr(
+                kind,
+                (ntp >> 32) - NTP_UNIX_OFFSET + (ntp & 0xFFFFFFFF) / 2**32,
+                packet.sender_info.rtp_timestamp,
+            )
+        await original(packet)
+
+    receiver._handle_rtcp_packet = handle_rtcp_packet
 
 
 def stop_decoder_on_receive(receiver: RTCRtpReceiver) -> None:
@@ -466,6 +491,24 @@ async def _send_sender_report(sender: RTCRtpSender, state: EgressState) -> None:
 
 
 # --- negotiation state ------------------------------------------------------------------------
+
+
+async def add_remote_candidate(pc: Any, candidate: Any) -> int:
+    """Give a trickled candidate to every ICE transport of ``pc`` (the transceivers that are not
+    bundled onto another's); aiortc's own ``addIceCandidate`` needs a matching mid. Returns how
+    many transports took it."""
+    added = 0
+    for transceiver in pc.getTransceivers():
+        if not transceiver._bundled:
+            await transceiver.receiver.transport.transport.addRemoteCandidate(candidate)
+            added += 1
+    return added
+
+
+async def end_of_candidates(pc: Any) -> None:
+    for transceiver in pc.getTransceivers():
+        if not transceiver._bundled:
+            await transceiver.receiver.transport.transport.addRemoteCandidate(None)
 
 
 def negotiated_codecs(transceiver: Any) -> list[RTCRtpCodecParameters]:

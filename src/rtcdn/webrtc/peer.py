@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import ipaddress
 import logging
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -21,10 +22,20 @@ from typing import Any
 from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.exceptions import InvalidAccessError, InvalidStateError, OperationError
 from aiortc.rtcrtpparameters import RTCRtpCodecCapability, RTCRtpCodecParameters
+from aiortc.sdp import candidate_from_sdp
 
 from ..rtp import RtpRewriter, RtpSink, TrackInfo, extension_id_map
+from ..stream import (
+    BadDescription,
+    ConnectTimeout,
+    DtlsFailed,
+    EndReason,
+    FrameSink,
+    NoCommonCodecs,
+    Stream,
+)
 from . import _aiortc
-from ._aiortc import EgressState, IngestTrack, OnRtp, PortRange
+from ._aiortc import EgressState, IngestTrack, OnRtp, OnSenderReport, PortRange
 
 logger = logging.getLogger(__name__)
 
@@ -40,14 +51,6 @@ _CODEC_NAMES = {
     "h264": "video/H264",
 }
 KNOWN_CODECS = frozenset(_CODEC_NAMES)
-
-
-class PeerError(Exception):
-    """Negotiation or connection failed; ``info`` is the WCS info string."""
-
-    def __init__(self, info: str, detail: str = "") -> None:
-        super().__init__(f"{info}: {detail}" if detail else info)
-        self.info = info
 
 
 @dataclass
@@ -75,9 +78,39 @@ def _is_rtx(codec: RTCRtpCodecParameters) -> bool:
     return bool(codec.mimeType.lower().endswith("/rtx"))
 
 
+def reachable(address: str, local: Sequence[str]) -> bool:
+    """Can a local candidate on ``local`` reach a remote candidate on ``address``? Loopback only
+    talks to loopback, and only within one IP family; names (mDNS) are not resolved. Checks to
+    candidates that can never work are never sent (and a loopback-only test never leaves the host)."""
+    try:
+        remote = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    for text in local:
+        try:
+            mine = ipaddress.ip_address(text)
+        except ValueError:
+            continue
+        if mine.version == remote.version and mine.is_loopback == remote.is_loopback:
+            return True
+    return False
+
+
+def _usable_candidates(sdp: str, local: Sequence[str]) -> str:
+    """``sdp`` without the ``a=candidate`` lines that :func:`reachable` rules out."""
+    lines = sdp.splitlines(keepends=True)
+    kept = [ln for ln in lines if not ln.startswith("a=candidate:") or _candidate_reachable(ln, local)]
+    return "".join(kept)
+
+
+def _candidate_reachable(line: str, local: Sequence[str]) -> bool:
+    fields = line.split()
+    return len(fields) > 4 and reachable(fields[4], local)
+
+
 def _check_offer(sdp: object, what: str = "offer") -> None:
     if not isinstance(sdp, str) or not sdp.lstrip().startswith("v=") or "\nm=" not in sdp:
-        raise PeerError("Failed by error", f"SDP {what} is missing or not an SDP")
+        raise BadDescription(f"SDP {what} is missing or not an SDP")
 
 
 class _Peer:
@@ -94,9 +127,9 @@ class _Peer:
         self._ended = asyncio.Event()
         self._was_connected = False
         self._remote_closed = False
-        self.on_lost: Callable[[str | None], None] | None = None
-        # called once if an established connection ends: with a WCS failure info, or None when
-        # the remote closed it cleanly (DTLS close_notify)
+        self.on_lost: Callable[[bool], None] | None = None
+        """Called once if an established connection ends: True when the remote closed it cleanly
+        (DTLS close_notify), False when ICE consent checks failed."""
         self.closed = False
         media.peers.add(self)
         self.pc.on("connectionstatechange", self._on_state)
@@ -110,7 +143,7 @@ class _Peer:
         elif state in ("failed", "closed"):
             self._ended.set()
             if self._was_connected and not self.closed and self.on_lost is not None:
-                self.on_lost(None if self._remote_closed else "Failed by ICE keep alive")
+                self.on_lost(self._remote_closed)
 
     def _on_dtls_state(self) -> None:
         # DTLS closing while ICE is still up means the remote sent close_notify: a clean stop;
@@ -136,11 +169,12 @@ class _Peer:
     async def _set_remote(self, sdp: str, kind: str) -> None:
         _check_offer(sdp, kind)
         try:
+            sdp = _usable_candidates(sdp, self._media.addresses)
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type=kind))
         except OperationError as exc:
-            raise PeerError("No common codecs", str(exc)) from exc
+            raise NoCommonCodecs(str(exc)) from exc
         except (ValueError, InvalidAccessError, InvalidStateError, KeyError, IndexError) as exc:
-            raise PeerError("Failed by error", f"bad SDP {kind}: {exc}") from exc
+            raise BadDescription(f"bad SDP {kind}: {exc}") from exc
 
     async def _set_local(self) -> str:
         """Create the offer or answer, gather candidates (inline in the SDP), watch DTLS."""
@@ -152,7 +186,7 @@ class _Peer:
         return str(self.pc.localDescription.sdp)
 
     async def wait_connected(self, timeout: float | None = None) -> None:
-        """Wait for ICE + DTLS; raises :class:`PeerError` with the WCS info on failure."""
+        """Wait for ICE + DTLS; :class:`ConnectTimeout` or :class:`DtlsFailed` on failure."""
         timeout = self._media.connect_timeout if timeout is None else timeout
         connected = asyncio.ensure_future(self._connected.wait())
         ended = asyncio.ensure_future(self._ended.wait())
@@ -165,8 +199,33 @@ class _Peer:
         if self._connected.is_set():
             return
         if self.pc.iceConnectionState == "completed":
-            raise PeerError("Failed by DTLS error")
-        raise PeerError("Failed by ICE timeout")
+            raise DtlsFailed(f"{self.label}: DTLS handshake failed")
+        raise ConnectTimeout(f"{self.label}: ICE did not connect within {timeout:.0f} s")
+
+    async def add_remote_candidates(self, sdpfrag: str) -> int:
+        """Trickled remote candidates (``a=candidate:`` lines of an RFC 8840 SDP fragment); returns
+        how many were taken. Unparsable lines are dropped, as RFC 9725 asks."""
+        added = 0
+        for line in sdpfrag.splitlines():
+            line = line.strip()
+            if line == "a=end-of-candidates":
+                await _aiortc.end_of_candidates(self.pc)
+            elif line.startswith("a=candidate:") and _candidate_reachable(line, self._media.addresses):
+                try:
+                    candidate = candidate_from_sdp(line[2:].split(":", 1)[1])
+                except (ValueError, IndexError):
+                    continue
+                added += await _aiortc.add_remote_candidate(self.pc, candidate)
+        return added
+
+    def remote_ice_ufrag(self) -> str | None:
+        description = self.pc.remoteDescription
+        if description is None:
+            return None
+        for line in str(description.sdp).splitlines():
+            if line.startswith("a=ice-ufrag:"):
+                return line.split(":", 1)[1].strip()
+        return None
 
     def _dtls(self) -> Any:
         return self.pc.getTransceivers()[0].receiver.transport
@@ -189,12 +248,12 @@ class WebRtcPublisher(_Peer):
         super().__init__(media, label, offerer)
         self.tracks: list[TrackInfo] = []
         self._request_keyframe: Callable[[], None] = lambda: None
-        self.on_end: Callable[[str], None] | None = None
+        self.on_end: Callable[[EndReason], None] | None = None
 
-    async def answer(self, offer_sdp: str, on_rtp: OnRtp) -> str:
+    async def answer(self, offer_sdp: str, on_rtp: OnRtp, on_sr: OnSenderReport | None = None) -> str:
         """Answer a sendonly offer with one codec per kind (the best by preference)."""
         sdp = await self._negotiate(offer_sdp, self._narrow_codecs)
-        self._start_ingest(on_rtp)
+        self._start_ingest(on_rtp, on_sr)
         return sdp
 
     async def offer(self) -> str:
@@ -205,10 +264,10 @@ class WebRtcPublisher(_Peer):
             _aiortc.prefer_codecs(transceiver, _aiortc.codec_capabilities(kind, preferred))
         return await self._create_offer()
 
-    async def accept(self, answer_sdp: str, on_rtp: OnRtp) -> None:
+    async def accept(self, answer_sdp: str, on_rtp: OnRtp, on_sr: OnSenderReport | None = None) -> None:
         """Apply the remote's answer to :meth:`offer`; the answer's first codec is what comes."""
         await self._apply_answer(answer_sdp)
-        self._start_ingest(on_rtp)
+        self._start_ingest(on_rtp, on_sr)
 
     def _narrow_codecs(self) -> None:
         preferred = self._media.preferred_mimes()
@@ -216,12 +275,12 @@ class WebRtcPublisher(_Peer):
             negotiated = _aiortc.negotiated_codecs(transceiver)
             usable = [c for c in negotiated if not _is_rtx(c) and c.mimeType in preferred]
             if not usable:
-                raise PeerError("No common codecs", f"no usable {transceiver.kind} codec in the offer")
+                raise NoCommonCodecs(f"no usable {transceiver.kind} codec in the offer")
             best = min(usable, key=lambda c: preferred.index(c.mimeType))
             rtx = [c for c in negotiated if _is_rtx(c) and c.parameters.get("apt") == best.payloadType]
             _aiortc.set_negotiated_codecs(transceiver, [best, *rtx[:1]])
 
-    def _start_ingest(self, on_rtp: OnRtp) -> None:
+    def _start_ingest(self, on_rtp: OnRtp, on_sr: OnSenderReport | None) -> None:
         payload_types: dict[int, tuple[IngestTrack, int | None]] = {}
         for transceiver in self.pc.getTransceivers():
             negotiated = _aiortc.negotiated_codecs(transceiver)
@@ -247,16 +306,18 @@ class WebRtcPublisher(_Peer):
                 )
             )
             _aiortc.stop_decoder_on_receive(transceiver.receiver)
+            if on_sr is not None:
+                _aiortc.watch_sender_reports(transceiver.receiver, transceiver.kind, on_sr)
         if not self.tracks:
-            raise PeerError("No common codecs", "no audio or video to receive")
+            raise NoCommonCodecs("no audio or video to receive")
         self._request_keyframe = _aiortc.install_ingest(self._dtls(), payload_types, on_rtp)
 
     def request_keyframe(self) -> None:
         self._request_keyframe()
 
-    def on_stream_end(self, info: str) -> None:
+    def on_stream_end(self, reason: EndReason) -> None:
         if self.on_end is not None:
-            self.on_end(info)
+            self.on_end(reason)
 
 
 class WebRtcPlayer(_Peer):
@@ -266,8 +327,9 @@ class WebRtcPlayer(_Peer):
         super().__init__(media, label, offerer)
         self._sinks: dict[str, RtpSink] = {}
         self._plans: dict[str, tuple[Any, TrackInfo, dict[str, int], EgressState]] = {}
-        self.stream: Any = None
-        self.on_end: Callable[[str], None] | None = None
+        self.stream: Stream | None = None
+        "The stream it plays, set by :meth:`attach` (NACKs, PLIs and sender reports go there)."
+        self.on_end: Callable[[EndReason], None] | None = None
         self.on_event: Callable[[dict[str, object]], None] | None = None
 
     async def answer(self, offer_sdp: str, tracks: Mapping[str, TrackInfo]) -> str:
@@ -314,17 +376,22 @@ class WebRtcPlayer(_Peer):
                 on_keyframe_request=self._on_keyframe_request,
             )
         if not self._plans:
-            raise PeerError("No common codecs", "the offer asks for no kind the stream has")
+            raise NoCommonCodecs("the offer asks for no kind the stream has")
 
     def _check_negotiated(self) -> None:
         for transceiver, info, ext_ids, _ in self._plans.values():
             codecs = _aiortc.negotiated_codecs(transceiver)
             if not codecs or codecs[0].mimeType.lower() != info.mime_type.lower():
-                raise PeerError("No common codecs", f"the player cannot take {info.mime_type}")
+                raise NoCommonCodecs(f"the player cannot take {info.mime_type}")
             ext_ids.update({uri: i for i, uri in _aiortc.negotiated_extensions(transceiver).items()})
 
-    def build_sinks(self) -> None:
-        """Once connected: one sink per track, sending on the nominated ICE pair."""
+    def attach(self, stream: Stream) -> None:
+        """Once connected: one sink per track on the nominated ICE pair, then join ``stream``."""
+        self._build_sinks()
+        self.stream = stream
+        stream.add_player(self)
+
+    def _build_sinks(self) -> None:
         dtls = self._dtls()
         for kind, (transceiver, info, ext_ids, state) in self._plans.items():
             rewriter = RtpRewriter(
@@ -347,6 +414,9 @@ class WebRtcPlayer(_Peer):
     def sinks(self) -> Mapping[str, RtpSink]:
         return self._sinks
 
+    def frame_sinks(self) -> Mapping[str, FrameSink]:
+        return {}
+
     def _on_nack(self, kind: str, seqs: list[int]) -> None:
         sink = self._sinks.get(kind)
         if self.stream is not None and sink is not None:
@@ -356,10 +426,10 @@ class WebRtcPlayer(_Peer):
         if self.stream is not None:
             self.stream.request_keyframe()
 
-    def on_stream_end(self, info: str) -> None:
+    def on_stream_end(self, reason: EndReason) -> None:
         self.stream = None
         if self.on_end is not None:
-            self.on_end(info)
+            self.on_end(reason)
 
     def on_stream_event(self, event: dict[str, object]) -> None:
         if self.on_event is not None:

@@ -1,4 +1,4 @@
-"""stream: registry rules, fan-out to groups, keyframe coalescing, end of stream."""
+"""stream.stream + stream.manager: registry rules, fan-out to groups, keyframe coalescing, end of stream."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Mapping
 import pytest
 
 from rtcdn.rtp import RtpRewriter, RtpSink, TrackInfo, stamp
-from rtcdn.stream import StreamError, StreamManager
+from rtcdn.stream import EndReason, FrameSink, NameInUse, StreamEnded, StreamManager, StreamNotFound
 
 VP8 = TrackInfo(kind="video", mime_type="video/VP8", clock_rate=90000, payload_type=96)
 RTP = bytes([0x80, 96, 0, 1, 0, 0, 0, 1, 0, 0, 0, 9]) + b"\x10\x00keyframe"  # VP8 S=1, P=0
@@ -18,13 +18,13 @@ DELTA = RTP[:12] + b"\x10\x01delta"  # VP8 S=1, P=1
 class FakePublisher:
     def __init__(self) -> None:
         self.keyframes = 0
-        self.ended: list[str] = []
+        self.ended: list[EndReason] = []
 
     def request_keyframe(self) -> None:
         self.keyframes += 1
 
-    def on_stream_end(self, info: str) -> None:
-        self.ended.append(info)
+    def on_stream_end(self, reason: EndReason) -> None:
+        self.ended.append(reason)
 
 
 class FakePlayer:
@@ -33,14 +33,17 @@ class FakePlayer:
         self.sink = RtpSink(
             "video", 7, RtpRewriter(pt, {}), lambda t, seq: self.sent.append(stamp(t, seq, b"\0\0\0\7"))
         )
-        self.ended: list[str] = []
+        self.ended: list[EndReason] = []
         self.events: list[dict[str, object]] = []
 
     def sinks(self) -> Mapping[str, RtpSink]:
         return {"video": self.sink}
 
-    def on_stream_end(self, info: str) -> None:
-        self.ended.append(info)
+    def frame_sinks(self) -> Mapping[str, FrameSink]:
+        return {}
+
+    def on_stream_end(self, reason: EndReason) -> None:
+        self.ended.append(reason)
 
     def on_stream_event(self, event: dict[str, object]) -> None:
         self.events.append(event)
@@ -49,14 +52,14 @@ class FakePlayer:
 async def test_names_are_unique_until_closed() -> None:
     manager = StreamManager()
     stream = manager.create("a", FakePublisher())
-    with pytest.raises(StreamError, match="Stream name is already in use"):
+    with pytest.raises(NameInUse):
         manager.create("a", FakePublisher())
-    with pytest.raises(StreamError, match="Stream not found"):
+    with pytest.raises(StreamNotFound):
         manager.get_live("a")  # not live yet
     stream.go_live()
     assert manager.get_live("a") is stream
-    stream.close("bye")
-    with pytest.raises(StreamError, match="Stream not found"):
+    stream.close(EndReason.PUBLISHER_STOP)
+    with pytest.raises(StreamNotFound):
         manager.get_live("a")
     manager.create("a", FakePublisher())
 
@@ -94,7 +97,7 @@ async def test_keyframe_requests_are_rate_limited_and_coalesced() -> None:
 
 
 async def test_keyframe_asked_again_while_players_wait(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("rtcdn.stream.KEYFRAME_WAIT", 0.2)
+    monkeypatch.setattr("rtcdn.stream.stream.KEYFRAME_WAIT", 0.2)
     publisher = FakePublisher()
     stream = StreamManager().create("s", publisher)
     stream.set_tracks([VP8])
@@ -129,11 +132,11 @@ async def test_close_tells_players_and_events_reach_them() -> None:
     stream.add_player(player)
     stream.notify_event({"type": "data", "payload": {"n": 1}})
     assert player.events == [{"type": "data", "payload": {"n": 1}}]
-    stream.close("Stopped by publisher stop", notify_publisher=True)
-    stream.close("again")
-    assert player.ended == ["Stopped by publisher stop"]
-    assert publisher.ended == ["Stopped by publisher stop"]
-    with pytest.raises(StreamError):
+    stream.close(EndReason.PUBLISHER_STOP, notify_publisher=True)
+    stream.close(EndReason.SHUTDOWN)
+    assert player.ended == [EndReason.PUBLISHER_STOP]
+    assert publisher.ended == [EndReason.PUBLISHER_STOP]
+    with pytest.raises(StreamEnded):
         stream.add_player(FakePlayer())
 
 
@@ -148,3 +151,40 @@ async def test_nack_is_served_from_history() -> None:
     player_seq = int.from_bytes(player.sent[0][2:4], "big")
     assert stream.retransmit(player.sink, [player_seq, (player_seq + 5) & 0xFFFF]) == 1
     assert player.sent[1] == player.sent[0]
+
+
+async def test_acquire_waits_for_a_pending_stream_and_fails_for_unknown_ones() -> None:
+    manager = StreamManager()
+    with pytest.raises(StreamNotFound):
+        await manager.acquire("nobody", timeout=0.1)
+    stream = manager.create("s", FakePublisher())
+    waiter = asyncio.ensure_future(manager.acquire("s", timeout=2.0))
+    await asyncio.sleep(0.05)
+    assert not waiter.done()  # PENDING: the player waits instead of failing
+    stream.go_live()
+    assert await waiter is stream
+    pending = manager.create("t", FakePublisher())
+    waiter = asyncio.ensure_future(manager.acquire("t", timeout=2.0))
+    await asyncio.sleep(0.05)
+    pending.close(EndReason.PUBLISHER_STOP)
+    with pytest.raises(StreamNotFound):
+        await waiter
+    manager.create("u", FakePublisher())
+    with pytest.raises(StreamNotFound, match="did not go live"):
+        await manager.acquire("u", timeout=0.05)
+
+
+async def test_totals_count_live_and_ended_streams() -> None:
+    manager = StreamManager()
+    stream = manager.create("s", FakePublisher())
+    stream.set_tracks([VP8])
+    stream.go_live()
+    player = FakePlayer()
+    stream.add_player(player)
+    stream.forward("video", RTP, 1, 0)
+    live = manager.totals()
+    assert (live.packets_in, live.octets_in, live.packets_out) == (1, len(RTP), 1)
+    assert live.plis == 1 and sum(live.first_keyframe_counts) == 1
+    stream.close(EndReason.PUBLISHER_STOP)
+    ended = manager.totals()
+    assert (ended.packets_in, ended.octets_in, ended.packets_out, ended.plis) == (1, len(RTP), 1, 1)

@@ -1,4 +1,4 @@
-"""http.rest: real responses validated against openapi.json; every route is documented; CORS."""
+"""api.rest: real responses validated against openapi.json; every route is documented; CORS."""
 
 from __future__ import annotations
 
@@ -10,10 +10,12 @@ from typing import Any
 import aiohttp
 import jsonschema
 import pytest
+from aiohttp import web
 
 from conftest import make_settings
-from rtcdn.http.rest import OPENAPI
+from rtcdn.api.rest import OPENAPI, RestApi
 from rtcdn.server import Server
+from rtcdn.stream import EndReason, MediaRecord, MediaState, StreamManager
 from wcs_client import WcsClient
 
 DOC: dict[str, Any] = json.loads(OPENAPI.read_text())
@@ -53,10 +55,32 @@ async def api(tmp_path: Path) -> AsyncIterator[tuple[Api, Server, Server]]:
     await b.close()
 
 
-def test_every_route_is_documented(tmp_path: Path) -> None:
-    from rtcdn.http.app import create_http_app
+class FakeBackend:
+    """The narrow backend the REST API needs: a media core, relays, no CDN."""
 
-    app = create_http_app(Server(make_settings(), tmp_path))
+    def __init__(self) -> None:
+        self.streams = StreamManager()
+        self.relays: list[object] = []
+        self.cdn = None
+
+
+class FakeSession:
+    def __init__(self, media_id: str, name: str) -> None:
+        self.id = media_id
+        self.name = name
+        self.ended: list[EndReason] = []
+
+    def describe(self) -> MediaRecord:
+        state = MediaState.ENDED if self.ended else MediaState.PLAYING
+        return MediaRecord(self.id, self.name, False, "test", state, "session-1", "app", 1.5)
+
+    def terminate(self, reason: EndReason) -> None:
+        self.ended.append(reason)
+
+
+def test_every_route_is_documented() -> None:
+    app = web.Application()
+    RestApi(FakeBackend()).add_routes(app)  # type: ignore[arg-type]
     routes = {r.resource.canonical for r in app.router.routes() if r.resource is not None}
     rest = {p for p in routes if p.startswith("/rest-api/") and "{" not in p}
     assert rest == set(DOC["paths"])
@@ -107,3 +131,33 @@ async def test_preflight_and_unknown_method(api: tuple[Api, Server, Server]) -> 
         assert resp.status == 404 and (await resp.json())["error"] == "Not Found"
     async with rest.http.get(rest.base + "/rest-api/openapi.json") as resp:
         assert (await resp.json())["openapi"].startswith("3.1")
+
+
+async def test_stream_find_and_terminate_against_a_fake_backend() -> None:
+    backend = FakeBackend()
+    session = FakeSession("m1", "cam")
+    backend.streams.sessions.add(session)
+    app = web.Application()
+    RestApi(backend).add_routes(app)  # type: ignore[arg-type]
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    base = f"http://127.0.0.1:{port}/rest-api"
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.post(base + "/stream/find", json={"name": "cam"}) as resp:
+                assert resp.status == 200
+                (record,) = await resp.json()
+            assert record["mediaSessionId"] == "m1" and record["status"] == "PLAYING"
+            assert record["createDate"] == 1500 and record["hasVideo"] is False
+            async with http.post(base + "/stream/terminate", json={"mediaSessionId": "m1"}) as resp:
+                assert resp.status == 200
+            assert session.ended == [EndReason.TERMINATED]
+            async with http.post(base + "/stream/find", json={"name": "cam"}) as resp:
+                assert resp.status == 404  # an ended session is not listed
+            async with http.post(base + "/cdn/streams") as resp:
+                assert resp.status == 404
+    finally:
+        await runner.cleanup()

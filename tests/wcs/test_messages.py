@@ -1,4 +1,4 @@
-"""signaling.messages: frames always carry a data array; parse errors are precise."""
+"""wcs.messages: frames always carry a data array; parse errors are precise."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from rtcdn.signaling.messages import ProtocolError, frame, parse_frame, text_field
+from rtcdn.wcs.messages import ProtocolError, frame, parse_frame, text_field
 
 
 def test_frame_always_has_data_array() -> None:

@@ -12,14 +12,14 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
 from ..relay import RelayError
-
-if TYPE_CHECKING:
-    from ..server import Server
+from ..stream import MediaState
+from ..wcs.records import record_fields
+from .backend import ApiBackend
 
 logger = logging.getLogger(__name__)
 
@@ -125,27 +125,34 @@ def matches(record: dict[str, Any], query: dict[str, Any]) -> bool:
 
 
 class RestApi:
-    """Handlers bound to a Server."""
+    """Handlers on an :class:`ApiBackend`; ``add_routes`` mounts them."""
 
-    def __init__(self, server: Server) -> None:
-        self.server = server
+    def __init__(self, backend: ApiBackend) -> None:
+        self.backend = backend
+
+    def add_routes(self, app: web.Application) -> None:
+        app.middlewares.append(rest_middleware)
+        add_routes(app, self)
+
+    async def close(self) -> None:
+        pass
 
     # --- /pull ------------------------------------------------------------------------------
     async def pull_push(self, request: web.Request) -> web.Response:
         obj = await body(request)
         uri, local, remote = required_text(obj, "uri", "localStreamName", "remoteStreamName")
-        relay = self.server.relays.push(uri, local, remote)
+        relay = self.backend.relays.push(uri, local, remote)
         return web.json_response(relay.record())
 
     async def pull_pull(self, request: web.Request) -> web.Response:
         obj = await body(request)
         uri, remote = required_text(obj, "uri", "remoteStreamName")
         local = required_text(obj, "localStreamName")[0] if obj.get("localStreamName") is not None else remote
-        relay = self.server.relays.pull(uri, remote, local)
+        relay = self.backend.relays.pull(uri, remote, local)
         return web.json_response(relay.record())
 
     def _relays(self, query: dict[str, Any]) -> list[dict[str, Any]]:
-        return [r.record() for r in self.server.relays if matches(r.record(), query)]
+        return [r.record() for r in self.backend.relays if matches(r.record(), query)]
 
     async def pull_find_all(self, request: web.Request) -> web.Response:
         records = self._relays({})
@@ -163,17 +170,23 @@ class RestApi:
         query = {k: v for k, v in (await body(request)).items() if k in RELAY_FIELDS}
         if not query:
             raise ApiError(400, "give uri, localStreamName, remoteStreamName or localMediaSessionId")
-        found = [r for r in self.server.relays if matches(r.record(), query)]
+        found = [r for r in self.backend.relays if matches(r.record(), query)]
         if not found:
             raise ApiError(404, "no relay matches")
         for relay in found:
-            self.server.relays.terminate(relay)
+            self.backend.relays.terminate(relay)
         return web.json_response([r.record() for r in found])
 
     # --- /stream ----------------------------------------------------------------------------
     def _streams(self, query: dict[str, Any]) -> list[dict[str, Any]]:
-        records = [rec for s in self.server.sessions.values() for rec in s.stream_records()]
-        records += [r.stream_record() for r in self.server.relays if not r.finished]
+        streams = self.backend.streams
+        records = []
+        for rec in streams.sessions.records():
+            if rec.state in (MediaState.ENDED, MediaState.FAILED):
+                continue
+            stream = streams.find(rec.name)
+            tracks = stream.track_infos() if stream is not None else {}
+            records.append(record_fields(rec, tracks))
         return [rec for rec in records if matches(rec, query)]
 
     async def stream_find_all(self, request: web.Request) -> web.Response:
@@ -198,14 +211,15 @@ class RestApi:
         if not records:
             raise ApiError(404, "no stream matches")
         for rec in records:
-            self.server.terminate_media(rec["mediaSessionId"])
+            self.backend.streams.sessions.terminate(rec["mediaSessionId"])
         return web.json_response(records)
 
     # --- /cdn --------------------------------------------------------------------------------
     async def cdn_streams(self, request: web.Request) -> web.Response:
-        if self.server.cdn is None:
+        cdn = self.backend.cdn
+        if cdn is None:
             raise ApiError(404, "this node is not a CDN origin (load_balancing_enabled=false)")
-        return web.json_response(self.server.cdn.routes())
+        return web.json_response(cdn.routes())
 
     async def openapi(self, request: web.Request) -> web.Response:
         return web.Response(body=OPENAPI.read_bytes(), content_type="application/json")

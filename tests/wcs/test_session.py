@@ -1,4 +1,4 @@
-"""signaling.session: the WCS conversation details the SDK and demo pages rely on."""
+"""wcs.session: the WCS conversation details the SDK and demo pages rely on."""
 
 from __future__ import annotations
 

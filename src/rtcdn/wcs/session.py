@@ -17,24 +17,21 @@ from typing import Any, Protocol
 
 from aiohttp import WSMsgType, web
 
-from ..stream import Stream, StreamError, StreamManager, media_fields
+from ..stream import (
+    EndReason,
+    MediaError,
+    MediaRecord,
+    MediaState,
+    Stream,
+    StreamEnded,
+    StreamManager,
+)
 from ..tasks import TaskSet
-from ..webrtc import MediaConfig, PeerError, WebRtcPlayer, WebRtcPublisher
+from ..webrtc import Answer, MediaConfig, WebRtcPlayer, WebRtcPublisher, egress, ingest
 from . import messages as m
+from .records import END_INFO, error_info, record_fields
 
 logger = logging.getLogger(__name__)
-
-# messages the SDK may send that need no answer (logged at debug level)
-_IGNORED = frozenset(
-    {"submitBugReport", "pushLogs", "sessionDebug", "webRTCMetricsClientDescription", "webRTCMetricsBatch"}
-)
-_SIP = frozenset({"answer", "hangup", "hold", "unhold", "sendDtmf", "transfer"})
-_MUTE_EVENTS = {
-    "audioMuted": ("audioState", True),
-    "audioUnmuted": ("audioState", False),
-    "videoMuted": ("videoState", True),
-    "videoUnmuted": ("videoState", False),
-}
 
 
 @dataclass
@@ -48,7 +45,7 @@ class SignalingSettings:
 
 
 class SessionHost(Protocol):
-    """What a session needs from the server (declared here, implemented by :class:`rtcdn.server.Server`)."""
+    """What a session needs (declared here, implemented by :class:`.handler.WcsFrontEnd`)."""
 
     streams: StreamManager
     media: MediaConfig
@@ -56,14 +53,26 @@ class SessionHost(Protocol):
     sessions: dict[str, WcsSession]
 
 
+_MEDIA_STATES = {
+    m.PENDING: MediaState.PENDING,
+    m.PUBLISHING: MediaState.PUBLISHING,
+    m.PLAYING: MediaState.PLAYING,
+    m.UNPUBLISHED: MediaState.ENDED,
+    m.STOPPED: MediaState.ENDED,
+    m.FAILED: MediaState.FAILED,
+}
+
+
 @dataclass(eq=False)
 class MediaHandle:
-    """One publish or play of a session, keyed by the client's mediaSessionId."""
+    """One publish or play of a session, keyed by the client's mediaSessionId; the
+    :class:`~rtcdn.stream.MediaSession` that REST lists and terminates."""
 
     id: str
     name: str
     published: bool
     peer: WebRtcPublisher | WebRtcPlayer
+    session: WcsSession
     status: str = m.PENDING
     stream: Stream | None = None
     task: asyncio.Task[None] | None = None
@@ -75,6 +84,25 @@ class MediaHandle:
     @property
     def ended(self) -> bool:
         return self.status in (m.UNPUBLISHED, m.STOPPED, m.FAILED)
+
+    def describe(self) -> MediaRecord:
+        return MediaRecord(
+            id=self.id,
+            name=self.name,
+            published=self.published,
+            protocol="wcs",
+            state=_MEDIA_STATES[self.status],
+            session=self.session.id,
+            app=self.session.app_key,
+            created=self.created,
+        )
+
+    def terminate(self, reason: EndReason) -> None:
+        self.session._end(self, m.UNPUBLISHED if self.published else m.STOPPED, END_INFO[reason])
+
+    def fields(self) -> dict[str, Any]:
+        """The WCS record of this publish/play (status events, REST)."""
+        return record_fields(self.describe(), self.stream.track_infos() if self.stream is not None else {})
 
 
 class WcsSession:
@@ -164,17 +192,17 @@ class WcsSession:
         except m.ProtocolError as exc:
             self._fail_frame(None, str(exc))
             return
-        handler: Callable[[Any], None] | None = getattr(self, f"_on_{message}", None)
-        if message in _IGNORED:
+        handler = HANDLERS.get(message)
+        if message in m.IGNORED:
             self._log.debug("session %s: %s ignored", self.id, message)
-        elif message in _SIP:
+        elif message in m.SIP:
             self._log.info("session %s: SIP message %s ignored (SIP is not supported)", self.id, message)
         elif handler is None:
             self._fail_frame(message, f"unknown message {message!r}")
-        elif not self.established and message not in ("connection", "pong", "ping"):
+        elif not self.established and message not in m.BEFORE_CONNECTION:
             self._refuse_before_connection(message, payload)
         else:
-            handler(payload)
+            handler(self, payload)
 
     def _fail_frame(self, method: str | None, info: str) -> None:
         self._log.warning("session %s: bad frame: %s", self.id, info)
@@ -246,8 +274,9 @@ class WcsSession:
             return None
         peer_cls = WebRtcPublisher if published else WebRtcPlayer
         peer = peer_cls(self.host.media, f"{'publish' if published else 'play'} {name!r} {msid}")
-        handle = MediaHandle(id=msid, name=name, published=published, peer=peer)
+        handle = MediaHandle(id=msid, name=name, published=published, peer=peer, session=self)
         self.handles[msid] = handle
+        self.host.streams.sessions.add(handle)
         return handle
 
     def _on_publishStream(self, payload: Any) -> None:
@@ -260,26 +289,23 @@ class WcsSession:
         if handle is not None:
             handle.task = self.tasks.spawn(self._play(handle, payload.get("sdp")), f"play:{handle.id}")
 
+    def _answer(self, h: MediaHandle, offer: Any) -> Answer:
+        return Answer(
+            offer if isinstance(offer, str) else "", lambda sdp: self.send("setRemoteSDP", h.id, sdp)
+        )
+
     async def _publish(self, h: MediaHandle, offer: Any) -> None:
         peer = h.peer
         assert isinstance(peer, WebRtcPublisher)
+        peer.on_end = lambda reason: self._end(h, m.UNPUBLISHED, END_INFO[reason])
+        peer.on_lost = lambda clean: self._lost(h, clean)
         try:
             h.stream = stream = self.host.streams.create(h.name, peer)
-        except StreamError as exc:
-            self._end(h, m.FAILED, exc.info)
-            return
-        peer.on_end = lambda info: self._end(h, m.UNPUBLISHED, info)
-        peer.on_lost = lambda info: self._lost(h, info)
-        try:
-            sdp = await peer.answer(offer, stream.forward)
-            stream.set_tracks(peer.tracks)
-            self.send("setRemoteSDP", h.id, sdp)
-            await peer.wait_connected()
-        except PeerError as exc:
+            await ingest.publish(stream, peer, self._answer(h, offer))
+        except MediaError as exc:
             self._log.warning("session %s: publish %r failed: %s", self.id, h.name, exc)
-            self._end(h, m.FAILED, exc.info)
+            self._end(h, m.FAILED, error_info(exc))
             return
-        stream.go_live()
         h.status = m.PUBLISHING
         self._log.info(
             "session %s: publishing %r (%s)", self.id, h.name, ", ".join(t.mime_type for t in peer.tracks)
@@ -289,39 +315,27 @@ class WcsSession:
     async def _play(self, h: MediaHandle, offer: Any) -> None:
         peer = h.peer
         assert isinstance(peer, WebRtcPlayer)
-        try:
-            stream = self.host.streams.get_live(h.name)
-        except StreamError as exc:
-            self._end(h, m.FAILED, exc.info)
-            return
-        h.stream = stream
-        peer.on_end = lambda info: self._end(h, m.STOPPED, info)
-        peer.on_lost = lambda info: self._lost(h, info)
+        peer.on_end = lambda reason: self._end(h, m.STOPPED, END_INFO[reason])
+        peer.on_lost = lambda clean: self._lost(h, clean)
         peer.on_event = lambda event: self.send("notifyStreamEvent", {**event, "mediaSessionId": h.id})
         try:
-            sdp = await peer.answer(offer, stream.track_infos())
-            self.send("setRemoteSDP", h.id, sdp)
-            await peer.wait_connected()
-        except PeerError as exc:
+            h.stream = stream = await self.host.streams.acquire(h.name, self.host.media.connect_timeout)
+            await egress.play(stream, peer, self._answer(h, offer))
+        except MediaError as exc:
             self._log.warning("session %s: play %r failed: %s", self.id, h.name, exc)
-            self._end(h, m.FAILED, exc.info)
+            ended = isinstance(exc, StreamEnded)
+            self._end(h, m.STOPPED if ended else m.FAILED, error_info(exc))
             return
-        if stream.closed:
-            self._end(h, m.STOPPED, m.STOPPED_BY_PUBLISHER_STOP)
-            return
-        peer.build_sinks()
-        peer.stream = stream
-        stream.add_player(peer)
         h.status = m.PLAYING
         self._log.info("session %s: playing %r", self.id, h.name)
         self._status_of(h)
 
-    def _lost(self, h: MediaHandle, info: str | None) -> None:
-        """The media connection ended by itself: FAILED with ``info``, or a clean stop (None)."""
-        if info is not None:
-            self._end(h, m.FAILED, info)
-        else:
+    def _lost(self, h: MediaHandle, clean: bool) -> None:
+        """The media connection ended by itself: cleanly (the remote closed it) or not."""
+        if clean:
             self._end(h, m.UNPUBLISHED if h.published else m.STOPPED, m.STOPPED_BY_USER)
+        else:
+            self._end(h, m.FAILED, m.FAILED_BY_ICE_KEEP_ALIVE)
 
     def _end(self, h: MediaHandle, status: str, info: str) -> None:
         """Finish a publish/play: tell the client, detach from the stream, close the peer."""
@@ -329,13 +343,14 @@ class WcsSession:
             return
         h.status = status
         self.handles.pop(h.id, None)
+        self.host.streams.sessions.discard(h)
         self._status_of(h, info)
         if h.task is not None and h.task is not asyncio.current_task():
             h.task.cancel()
         stream = h.stream
         if stream is not None:
             if h.published and stream.publisher is h.peer:
-                stream.close(m.STOPPED_BY_PUBLISHER_STOP)
+                stream.close(EndReason.PUBLISHER_STOP)
             elif not h.published and isinstance(h.peer, WebRtcPlayer):
                 stream.remove_player(h.peer)
         self._log.info(
@@ -344,32 +359,6 @@ class WcsSession:
         closer = self.tasks.spawn(h.peer.close(), f"close:{h.id}")
         self._closers.add(closer)
         closer.add_done_callback(self._closers.discard)
-
-    def stream_records(self) -> list[dict[str, Any]]:
-        """Every publish/play of the session, in ``/rest-api/stream/find`` form."""
-        return [self._record(h) for h in self.handles.values()]
-
-    def terminate(self, msid: str, info: str) -> bool:
-        """End one publish/play from outside (REST); False if the session has no such stream."""
-        h = self.handles.get(msid)
-        if h is None:
-            return False
-        self._end(h, m.UNPUBLISHED if h.published else m.STOPPED, info)
-        return True
-
-    def _record(self, h: MediaHandle) -> dict[str, Any]:
-        return {
-            "mediaSessionId": h.id,
-            "name": h.name,
-            "published": h.published,
-            "status": h.status,
-            "info": "",
-            **media_fields(h.stream.track_infos() if h.stream is not None else {}),
-            "sessionId": self.id,
-            "appKey": self.app_key,
-            "mediaProvider": "WebRTC",
-            "createDate": int(h.created * 1000),
-        }
 
     def _status(
         self, msid: str, name: str, published: bool, status: str, info: str = "", **extra: Any
@@ -389,7 +378,7 @@ class WcsSession:
         )
 
     def _status_of(self, h: MediaHandle, info: str = "") -> None:
-        self.send("notifyStreamStatusEvent", {**self._record(h), **h.states, "info": info})
+        self.send("notifyStreamStatusEvent", {**h.fields(), **h.states, "info": info})
 
     def _stop(self, payload: Any, published: bool) -> None:
         msid = m.text_field(payload, "mediaSessionId")
@@ -410,8 +399,8 @@ class WcsSession:
         name = m.text_field(payload, "name") or ""
         try:
             self.host.streams.get_live(name)
-        except StreamError as exc:
-            self.send("availableStream", {"id": msid, "status": "false", "info": exc.info})
+        except MediaError as exc:
+            self.send("availableStream", {"id": msid, "status": "false", "info": error_info(exc)})
         else:
             self.send("availableStream", {"id": msid, "status": "true"})
 
@@ -424,8 +413,8 @@ class WcsSession:
                 "sendStreamEvent", "sendStreamEvent needs the mediaSessionId of a published stream"
             )
             return
-        if event_type in _MUTE_EVENTS:
-            key, muted = _MUTE_EVENTS[event_type]
+        if event_type in m.MUTE_EVENTS:
+            key, muted = m.MUTE_EVENTS[event_type]
             h.states[key] = {"muted": muted}
         event: dict[str, Any] = {"streamName": h.name, "type": event_type}
         if isinstance(payload, dict) and "payload" in payload:
@@ -457,3 +446,20 @@ class WcsSession:
     def _on_call(self, payload: Any) -> None:
         call_id = payload.get("callId") if isinstance(payload, dict) else None
         self.send("finish", {"callId": call_id, "status": "FAILED", "info": "SIP calls are not supported"})
+
+
+HANDLERS: dict[str, Callable[[WcsSession, Any], None]] = {
+    "connection": WcsSession._on_connection,
+    "ping": WcsSession._on_ping,
+    "pong": WcsSession._on_pong,
+    "publishStream": WcsSession._on_publishStream,
+    "playStream": WcsSession._on_playStream,
+    "unPublishStream": WcsSession._on_unPublishStream,
+    "stopStream": WcsSession._on_stopStream,
+    "availableStream": WcsSession._on_availableStream,
+    "sendStreamEvent": WcsSession._on_sendStreamEvent,
+    "snapshot": WcsSession._on_snapshot,
+    "sendData": WcsSession._on_sendData,
+    "call": WcsSession._on_call,
+}
+"The client messages rtcdn answers (the rest of the table is in :mod:`.messages`)."

@@ -1,0 +1,45 @@
+"""What the REST API needs from the node, declared here so that ``api/`` never imports the server:
+the media core (streams and their media sessions), relay control and, on a CDN origin, its routes.
+:class:`rtcdn.server.Server` satisfies :class:`ApiBackend` structurally; tests may pass a fake."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, Protocol
+
+from ..stream import StreamManager
+
+
+class RelayView(Protocol):
+    """One relay as the API sees it."""
+
+    @property
+    def finished(self) -> bool: ...
+
+    def record(self) -> dict[str, Any]:
+        """The fields of WCS's ``/pull/find_all``."""
+
+
+class RelayControl(Protocol):
+    def push(self, uri: str, local_name: str, remote_name: str) -> RelayView: ...
+
+    def pull(self, uri: str, remote_name: str, local_name: str) -> RelayView: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+    def terminate(self, relay: Any) -> None: ...
+
+
+class CdnView(Protocol):
+    def routes(self) -> list[dict[str, Any]]: ...
+
+
+class ApiBackend(Protocol):
+    @property
+    def streams(self) -> StreamManager: ...
+
+    @property
+    def relays(self) -> RelayControl: ...
+
+    @property
+    def cdn(self) -> CdnView | None: ...

@@ -1,0 +1,254 @@
+"""Stream: one named live stream, where a publisher meets its players, whatever their protocols.
+
+A publisher writes raw RTP into it with :meth:`Stream.forward` (or whole frames with
+:meth:`Stream.forward_frame`, packetized once per track); players attach RTP sinks and/or frame
+sinks (:class:`~rtcdn.stream.ports.Player`). Nothing here awaits but :meth:`Stream.wait_live`:
+every state change is a plain method, so the event loop serializes them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import random
+import time
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
+
+from ..rtp import RtpSink, TrackInfo
+from ..rtp.frame import Frame
+from .errors import EndReason, StreamEnded
+from .fanout import TrackFanout
+from .ports import Player, Publisher
+
+if TYPE_CHECKING:
+    from ..rtp.packetize import Packetizer
+    from .manager import StreamManager
+
+logger = logging.getLogger(__name__)
+
+KEYFRAME_MIN_INTERVAL = 0.35
+"""Seconds between two PLIs sent to a publisher; requests in between are coalesced into one.
+Just above Chrome's own 300 ms (``kMinKeyframeSendIntervalMs``), under which Chrome ignores a PLI
+(at exactly 0.3 s network jitter decides; a lost one is asked again after KEYFRAME_WAIT)."""
+KEYFRAME_WAIT = 1.0
+"After a PLI, requests wait this long for the keyframe; then players still waiting ask again."
+
+
+class StreamState(enum.Enum):
+    PENDING = "pending"
+    "Created: the name is taken, the publisher's media is not up yet."
+    LIVE = "live"
+    CLOSED = "closed"
+    "Ended; a closed stream is never reused."
+
+
+class Stream:
+    """A named live stream. Lifecycle: :meth:`StreamManager.create` (PENDING), :meth:`go_live`
+    when the publisher's media is up (LIVE), :meth:`close` once (CLOSED)."""
+
+    def __init__(self, name: str, manager: StreamManager, publisher: Publisher) -> None:
+        self.name = name
+        self.publisher = publisher
+        self.created = time.time()
+        self.state = StreamState.PENDING
+        self.tracks: dict[str, TrackFanout] = {}
+        self.players: list[Player] = []
+        self.plis = 0
+        self.nacks_served = 0
+        self._manager = manager
+        self._changed = asyncio.Event()
+        self._packetizers: dict[str, Packetizer] = {}
+        self._last_pli = 0.0
+        self._pli_outstanding = False
+        self._pli_timer: asyncio.TimerHandle | None = None
+        self._pli_check: asyncio.TimerHandle | None = None
+
+    @property
+    def live(self) -> bool:
+        return self.state is StreamState.LIVE
+
+    @property
+    def closed(self) -> bool:
+        return self.state is StreamState.CLOSED
+
+    def __repr__(self) -> str:
+        return f"<Stream {self.name!r} {self.state.value}>"
+
+    # --- publisher side -------------------------------------------------------------------
+    def set_tracks(self, tracks: Iterable[TrackInfo], packetize: bool = False) -> None:
+        """The publisher's tracks. ``packetize=True`` for a frame publisher: its frames are
+        turned into RTP once per track (:meth:`forward_frame`)."""
+        on_kf = self._manager.stats.observe_first_keyframe
+        self.tracks = {t.kind: TrackFanout(t, on_kf) for t in tracks}
+        if packetize:
+            from ..rtp.packetize import Packetizer  # only frame publishers need it
+
+            self._packetizers = {
+                t.kind: Packetizer(t.codec_name.lower(), t.payload_type, random.getrandbits(32), t.clock_rate)
+                for t in tracks
+            }
+
+    def track_infos(self) -> dict[str, TrackInfo]:
+        return {kind: fan.info for kind, fan in self.tracks.items()}
+
+    def go_live(self) -> None:
+        if self.state is StreamState.PENDING:
+            self.state = StreamState.LIVE
+            self._changed.set()
+            logger.info("stream %r: live with %s", self.name, sorted(self.tracks))
+            self._manager._notify("live", self)
+
+    async def wait_live(self, timeout: float) -> None:
+        """Return once the stream is live; :class:`StreamEnded` if it closes first,
+        :class:`TimeoutError` after ``timeout`` seconds."""
+        async with asyncio.timeout(timeout):
+            while self.state is StreamState.PENDING:
+                await self._changed.wait()
+        if self.state is StreamState.CLOSED:
+            raise StreamEnded(f"stream {self.name!r} ended before it went live")
+
+    def forward(self, kind: str, data: bytes, seq: int, rtp_time: int) -> None:
+        """Fan one publisher packet out to every player (hot path: no awaits, no logging)."""
+        fan = self.tracks.get(kind)
+        if fan is None:
+            return
+        keyframe = fan.forward(data, seq, rtp_time, time.time())
+        if keyframe:
+            self._pli_outstanding = False
+            if self._pli_timer is not None:  # this keyframe serves the deferred request too
+                self._pli_timer.cancel()
+                self._pli_timer = None
+        elif fan.depacketizer is not None and fan.depacketizer.needs_keyframe:
+            self.request_keyframe()
+
+    def forward_frame(self, frame: Frame) -> None:
+        """A frame publisher's frame: packetized once, then forwarded like any RTP packet."""
+        packetizer = self._packetizers.get(frame.kind)
+        if packetizer is None:
+            return
+        for packet in packetizer.packetize(frame):
+            self.forward(frame.kind, packet, (packet[2] << 8) | packet[3], frame.rtp_time)
+
+    def on_sender_report(self, kind: str, ntp_seconds: float, rtp_time: int) -> None:
+        """The publisher's RTCP sender report: aligns the tracks' presentation times."""
+        fan = self.tracks.get(kind)
+        if fan is not None:
+            fan.clock.on_sender_report(ntp_seconds, rtp_time)
+
+    # --- player side ----------------------------------------------------------------------
+    def add_player(self, player: Player) -> None:
+        if self.closed:
+            raise StreamEnded(f"stream {self.name!r} has ended")
+        self.players.append(player)
+        for kind, sink in player.sinks().items():
+            fan = self.tracks.get(kind)
+            if fan is not None:
+                fan.attach(sink)
+        for kind, frame_sink in player.frame_sinks().items():
+            fan = self.tracks.get(kind)
+            if fan is not None:
+                fan.attach_frames(frame_sink)
+        self.request_keyframe()
+
+    def remove_player(self, player: Player) -> None:
+        if player in self.players:
+            self.players.remove(player)
+            for kind, sink in player.sinks().items():
+                fan = self.tracks.get(kind)
+                if fan is not None:
+                    fan.remove(sink)
+                    self._manager.stats.add_sent(sink.packets, sink.octets)
+            for kind, frame_sink in player.frame_sinks().items():
+                fan = self.tracks.get(kind)
+                if fan is not None:
+                    fan.remove_frames(frame_sink)
+
+    def retransmit(self, sink: RtpSink, player_seqs: Iterable[int]) -> int:
+        """Serve a player's NACK from the history; returns how many packets were resent."""
+        fan = self.tracks.get(sink.kind)
+        if fan is None or fan.history is None:
+            return 0
+        sent = 0
+        for pseq in player_seqs:
+            seq = sink.publisher_seq(pseq)
+            if seq is None:
+                continue
+            data = fan.history.get(seq)
+            if data is not None:
+                sink.send(sink.rewriter.rewrite(data), seq)
+                sent += 1
+        self.nacks_served += sent
+        return sent
+
+    def notify_event(self, event: dict[str, object]) -> None:
+        for player in list(self.players):
+            player.on_stream_event(event)
+
+    def request_keyframe(self) -> None:
+        """Ask the publisher for a keyframe now, or once the rate limit allows (coalesced).
+
+        A request while a PLI is outstanding (no keyframe seen since) is already served by it.
+        """
+        if self.closed or "video" not in self.tracks:
+            return
+        now = time.monotonic()
+        if self._pli_outstanding and now - self._last_pli < KEYFRAME_WAIT:
+            return
+        wait = self._last_pli + KEYFRAME_MIN_INTERVAL - now
+        if wait <= 0:
+            self._send_pli()
+        elif self._pli_timer is None:
+            self._pli_timer = asyncio.get_running_loop().call_later(wait, self._send_pli)
+
+    def _send_pli(self) -> None:
+        self._pli_timer = None
+        self._last_pli = time.monotonic()
+        self._pli_outstanding = True
+        if not self.closed:
+            self.plis += 1
+            self.publisher.request_keyframe()
+            if self._pli_check is not None:
+                self._pli_check.cancel()
+            self._pli_check = asyncio.get_running_loop().call_later(KEYFRAME_WAIT, self._check_keyframe)
+
+    def _check_keyframe(self) -> None:
+        """The PLI got no keyframe (lost, or ignored by the encoder): ask again if players wait."""
+        self._pli_check = None
+        fan = self.tracks.get("video")
+        if self._pli_outstanding and fan is not None and fan.needs_keyframe() and not self.closed:
+            logger.info("stream %r: no keyframe %.1f s after a PLI, asking again", self.name, KEYFRAME_WAIT)
+            self._pli_outstanding = False
+            self.request_keyframe()
+
+    # --- lifecycle ------------------------------------------------------------------------
+    def close(self, reason: EndReason, notify_publisher: bool = False) -> None:
+        """End the stream: every player is told ``reason``; idempotent."""
+        if self.closed:
+            return
+        self.state = StreamState.CLOSED
+        self._changed.set()
+        for timer in (self._pli_timer, self._pli_check):
+            if timer is not None:
+                timer.cancel()
+        self._pli_timer = self._pli_check = None
+        self._manager._forget(self)
+        self._manager._notify("closed", self)
+        players, self.players = self.players, []
+        for fan in self.tracks.values():
+            self._manager.stats.add_received(fan.packets, fan.octets)
+            packets, octets = fan.out_counters()
+            self._manager.stats.add_sent(packets, octets)
+            fan.clear()
+        self._manager.stats.plis += self.plis
+        self._manager.stats.nacks_served += self.nacks_served
+        logger.info("stream %r: closed (%s), %d player(s) told", self.name, reason.value, len(players))
+        for player in players:
+            player.on_stream_end(reason)
+        if notify_publisher:
+            self.publisher.on_stream_end(reason)
+
+
+StreamListener = Callable[[str, Stream], None]
+"Called with (``live`` or ``closed``, the stream); must not raise or block."
