@@ -1,6 +1,6 @@
 """Server-to-server relays: rtcdn as a WebSDK client of another WCS-protocol server."""
 
-from .agent import AgentError, WcsAgent, agent_url
+from ..wcs.client import AgentError, WcsAgent, agent_url
 from .relay import Relay, RelayError, RelayManager
 
 __all__ = ["AgentError", "Relay", "RelayError", "RelayManager", "WcsAgent", "agent_url"]

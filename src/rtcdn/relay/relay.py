@@ -23,9 +23,9 @@ from typing import Any
 from ..stream import EndReason, MediaError, MediaRecord, MediaState, Stream, StreamManager
 from ..tasks import TaskSet
 from ..wcs import messages as m
+from ..wcs.client import AgentError, WcsAgent, agent_url
 from ..wcs.records import END_INFO, error_info
 from ..webrtc import MediaConfig, Offer, WebRtcPlayer, WebRtcPublisher, egress, ingest
-from .agent import AgentError, WcsAgent, agent_url
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ NEGOTIATION_TIMEOUT = 15.0
 MAX_FINISHED = 200
 "Finished relay records kept for inspection; the oldest go first."
 
-_TERMINAL = (m.UNPUBLISHED, m.STOPPED, m.FAILED)
+_TERMINAL = m.TERMINAL_STATUSES
 
 
 class RelayError(Exception):
