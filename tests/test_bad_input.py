@@ -49,6 +49,10 @@ async def fail_frame(client: WcsClient) -> dict[str, object]:
         ('["a list"]', "not a JSON object"),
         ('{"data": [{}]}', "no 'message'"),
         ('{"message": "fooBar", "data": [{}]}', "unknown message 'fooBar'"),
+        # names of the session's own methods are not messages (getattr dispatch once reached them)
+        ('{"message": "text", "data": [{}]}', "unknown message 'text'"),
+        ('{"message": "close", "data": [{}]}', "unknown message 'close'"),
+        ('{"message": "__init__", "data": [{}]}', "unknown message '__init__'"),
     ],
 )
 async def test_malformed_frames_get_fail_and_session_survives(

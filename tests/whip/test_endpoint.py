@@ -126,6 +126,11 @@ async def test_errors_are_status_codes(node: tuple[Server, str, aiohttp.ClientSe
     async with http.post(f"{base}/whip/taken", data=await offer(other), headers=SDP) as resp:
         assert resp.status == 409, await resp.text()
     await other.close()
+    audio_only = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    audio_only.addTransceiver("audio", direction="recvonly")
+    async with http.post(f"{base}/whep/taken", data=(await offer(audio_only)).replace("opus", "nope"), headers=SDP) as resp:
+        assert resp.status == 422, await resp.text()  # nothing the stream sends can be played
+    await audio_only.close()
     async with http.options(f"{base}/whip/taken") as resp:
         assert resp.status == 204 and resp.headers["Accept-Post"] == "application/sdp"
         assert "Location" in resp.headers["Access-Control-Expose-Headers"]

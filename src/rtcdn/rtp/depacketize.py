@@ -23,6 +23,8 @@ frame of at most :data:`MAX_FRAME_SIZE` bytes. Nothing in hostile input raises o
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from .frame import Frame, RtpClock
 from .packet import RtpError, header_length
 
@@ -32,9 +34,9 @@ MAX_REORDER = 32
 MAX_DROPOUT = 3000
 MAX_MISORDER = 100
 MAX_FRAME_SIZE = 4 << 20
-"Bytes one frame may grow to (each part also counts :data:`_PART_COST`) before it is dropped."
+"Bytes one frame may grow to (each piece also counts :data:`_PART_COST`) before it is dropped."
 
-_PART_COST = 32
+_PART_COST = 48
 _OK, _BAD, _PADDING = 0, 1, 2
 _FU_START, _FU_END, _FU = 1, 2, 4
 
@@ -43,28 +45,19 @@ class _Malformed(ValueError):
     pass
 
 
+@dataclass(slots=True)
 class _Packet:
-    __slots__ = ("arrival", "data", "end", "flags", "start", "state", "ts")
-
-    def __init__(
-        self,
-        ts: int,
-        end: bool,
-        start: bool,
-        arrival: float,
-        state: int,
-        flags: int,
-        data: bytes | list[bytes],
-    ) -> None:
-        self.ts = ts
-        self.end = end
-        "Marker bit (video) / always (audio): the frame ends here."
-        self.start = start
-        "The payload itself says a frame starts here."
-        self.arrival = arrival
-        self.state = state
-        self.flags = flags
-        self.data = data
+    ts: int
+    end: bool
+    "Marker bit (video) / always (audio): the frame ends here."
+    start: bool
+    "The payload itself says a frame starts here."
+    arrival: float
+    state: int
+    flags: int
+    data: bytes | list[bytes]
+    size: int
+    "Memory the payload takes in a frame: bytes plus :data:`_PART_COST` per piece."
 
 
 # --- payload parsers: payload → (starts a frame, flags, data); raise on malformed input --------
@@ -157,31 +150,111 @@ def _parse_audio(p: bytes) -> tuple[bool, int, bytes | list[bytes]]:
     return True, 0, p
 
 
-# --- assemblers: begin(), add(flags, data) -> ok, finish() -> (payload, keyframe) | None --------
+# --- assemblers: begin(); add(flags, data) -> False when broken; finish() -> (payload, key) | None
 
 
-class _H264:
-    __slots__ = ("_fu", "_nals", "_pps", "_sps", "size")
+class _Assembler:
+    """Audio: one packet, one frame. The base of the video assemblers (``parts``: the pieces)."""
+
+    __slots__ = ("key", "parts")
 
     def __init__(self) -> None:
-        self._nals: list[bytes] = []
+        self.parts: list[bytes] = []
+        self.key = True
+
+    def begin(self) -> None:
+        self.parts = []
+
+    def add(self, flags: int, data: bytes | list[bytes]) -> bool:
+        if self.parts or not isinstance(data, bytes):
+            return False
+        self.parts.append(data)
+        return True
+
+    def finish(self) -> tuple[tuple[bytes, ...], bool] | None:
+        return ((b"".join(self.parts),), self.key) if self.parts else None
+
+
+class _Vp8(_Assembler):
+    __slots__ = ()
+
+    def add(self, flags: int, data: bytes | list[bytes]) -> bool:
+        if not isinstance(data, bytes) or bool(flags) == bool(self.parts):  # S=1 PID=0 first only
+            return False
+        if flags:
+            self.key = not data[0] & 0x01  # P bit of the VP8 payload header
+        self.parts.append(data)
+        return True
+
+
+class _Vp9(_Assembler):
+    """``parts`` are the spatial layer frames of the picture, ``_cur`` the one being received."""
+
+    __slots__ = ("_cur",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._cur: list[bytes] | None = None
+
+    def begin(self) -> None:
+        self.parts = []
+        self._cur = None
+
+    def add(self, flags: int, data: bytes | list[bytes]) -> bool:
+        if not isinstance(data, bytes):
+            return False
+        if flags & 0x08:  # B: a layer frame starts
+            if self._cur is not None:
+                return False
+            if not self.parts:
+                self.key = not flags & 0x40  # P clear on the first packet
+            self._cur = [data]
+        elif self._cur is None:
+            return False
+        else:
+            self._cur.append(data)
+        if flags & 0x04:  # E
+            self._close()
+        return True
+
+    def _close(self) -> None:
+        if self._cur is not None:
+            self.parts.append(b"".join(self._cur))
+            self._cur = None
+
+    def finish(self) -> tuple[tuple[bytes, ...], bool] | None:
+        self._close()  # no E bit: the marker / next timestamp ended it
+        layers = self.parts
+        if not layers or len(layers) > 8:
+            return None
+        if len(layers) == 1:
+            return (layers[0],), self.key
+        # a superframe: the frames, then an index (marker, little-endian sizes, marker)
+        mag = max(1, (max(len(f) for f in layers).bit_length() + 7) // 8)
+        marker = bytes((0xC0 | (mag - 1) << 3 | (len(layers) - 1),))
+        index = marker + b"".join(len(f).to_bytes(mag, "little") for f in layers) + marker
+        return (b"".join(layers) + index,), self.key
+
+
+class _H264(_Assembler):
+    """``parts`` are the NAL units; ``_fu`` the one being reassembled from FU-A fragments."""
+
+    __slots__ = ("_fu", "_pps", "_sps")
+
+    def __init__(self) -> None:
+        super().__init__()
         self._fu: bytearray | None = None
         self._sps: bytes | None = None
         self._pps: bytes | None = None
-        self.size = 0
 
     def begin(self) -> None:
-        self._nals = []
+        self.parts = []
         self._fu = None
-        self.size = 0
 
     def add(self, flags: int, data: bytes | list[bytes]) -> bool:
         if isinstance(data, list):
-            if self._fu is not None:
-                return False
-            self._nals += data
-            self.size += sum(len(nal) for nal in data) + _PART_COST * len(data)
-            return True
+            self.parts += data
+            return self._fu is None
         if flags & _FU_START:
             if self._fu is not None:
                 return False
@@ -190,28 +263,24 @@ class _H264:
             return False
         else:
             self._fu += data
-        self.size += len(data)
         if flags & _FU_END:
             self._close()
         return True
 
     def _close(self) -> None:
         if self._fu is not None:
-            self._nals.append(bytes(self._fu))
+            self.parts.append(bytes(self._fu))
             self._fu = None
-            self.size += _PART_COST
 
     def finish(self) -> tuple[tuple[bytes, ...], bool] | None:
-        self._close()  # an FU-A without E bit: the marker / next timestamp ended it
-        nals = [nal for nal in self._nals if nal[0] & 0x1F != 9]
+        self._close()  # no E bit: the marker / next timestamp ended it
+        nals = [nal for nal in self.parts if nal[0] & 0x1F != 9]
         if not nals:
             return None
         sps = [nal for nal in nals if nal[0] & 0x1F == 7]
         pps = [nal for nal in nals if nal[0] & 0x1F == 8]
-        if sps:
-            self._sps = sps[-1]
-        if pps:
-            self._pps = pps[-1]
+        self._sps = sps[-1] if sps else self._sps
+        self._pps = pps[-1] if pps else self._pps
         if not any(nal[0] & 0x1F == 5 for nal in nals):
             return tuple(nals), False
         if self._sps is None or self._pps is None:
@@ -220,140 +289,17 @@ class _H264:
         return (*(sps or [self._sps]), *(pps or [self._pps]), *rest), True
 
 
-class _Vp8:
-    __slots__ = ("_key", "_parts", "size")
-
-    def __init__(self) -> None:
-        self._parts: list[bytes] = []
-        self._key = False
-        self.size = 0
-
-    def begin(self) -> None:
-        self._parts = []
-        self.size = 0
-
-    def add(self, flags: int, data: bytes | list[bytes]) -> bool:
-        if not isinstance(data, bytes):
-            return False
-        if bool(flags) != (not self._parts):  # S=1 PID=0 exactly on the first packet
-            return False
-        if flags:
-            self._key = not data[0] & 0x01  # P bit of the VP8 payload header
-        self._parts.append(data)
-        self.size += len(data) + _PART_COST
-        return True
-
-    def finish(self) -> tuple[tuple[bytes, ...], bool] | None:
-        return ((b"".join(self._parts),), self._key) if self._parts else None
-
-
-class _Vp9:
-    __slots__ = ("_cur", "_key", "_layers", "size")
-
-    def __init__(self) -> None:
-        self._layers: list[bytes] = []
-        self._cur: list[bytes] | None = None
-        self._key = False
-        self.size = 0
-
-    def begin(self) -> None:
-        self._layers = []
-        self._cur = None
-        self.size = 0
-
-    def add(self, flags: int, data: bytes | list[bytes]) -> bool:
-        if not isinstance(data, bytes):
-            return False
-        if flags & 0x08:  # B: a layer frame starts
-            if self._cur is not None:
-                return False
-            if not self._layers:
-                self._key = not flags & 0x40  # P clear on the first packet
-            self._cur = [data]
-        elif self._cur is None:
-            return False
-        else:
-            self._cur.append(data)
-        self.size += len(data) + _PART_COST
-        if flags & 0x04:  # E
-            self._close()
-        return True
-
-    def _close(self) -> None:
-        if self._cur is not None:
-            self._layers.append(b"".join(self._cur))
-            self._cur = None
-
-    def finish(self) -> tuple[tuple[bytes, ...], bool] | None:
-        self._close()
-        layers = self._layers
-        if not layers or len(layers) > 8:
-            return None
-        if len(layers) == 1:
-            return (layers[0],), self._key
-        # a superframe: the frames, then an index (marker, little-endian sizes, marker)
-        mag = max(1, (max(len(f) for f in layers).bit_length() + 7) // 8)
-        marker = bytes((0xC0 | (mag - 1) << 3 | (len(layers) - 1),))
-        index = marker + b"".join(len(f).to_bytes(mag, "little") for f in layers) + marker
-        return (b"".join(layers) + index,), self._key
-
-
-class _Audio:
-    __slots__ = ("_data", "size")
-
-    def __init__(self) -> None:
-        self._data: bytes | None = None
-        self.size = 0
-
-    def begin(self) -> None:
-        self._data = None
-
-    def add(self, flags: int, data: bytes | list[bytes]) -> bool:
-        if not isinstance(data, bytes):
-            return False
-        if self._data is not None:
-            return False
-        self._data = data
-        return True
-
-    def finish(self) -> tuple[tuple[bytes, ...], bool] | None:
-        return ((self._data,), True) if self._data is not None else None
-
-
 _PARSERS = {"h264": _parse_h264, "vp8": _parse_vp8, "vp9": _parse_vp9}
-_ASSEMBLERS: dict[str, type[_H264 | _Vp8 | _Vp9 | _Audio]] = {"h264": _H264, "vp8": _Vp8, "vp9": _Vp9}
+_ASSEMBLERS: dict[str, type[_Assembler]] = {"h264": _H264, "vp8": _Vp8, "vp9": _Vp9}
 
 
 class Depacketizer:
     """Turns one track's RTP packets into frames; see the module docstring for the rules."""
 
-    __slots__ = (
-        "_active",
-        "_asm",
-        "_bad_seq",
-        "_buf",
-        "_frame_arrival",
-        "_frame_ts",
-        "_highest",
-        "_last_ts",
-        "_late_frames",
-        "_max_reorder",
-        "_next",
-        "_parse",
-        "_prev",
-        "_waiting_key",
-        "clock",
-        "clock_rate",
-        "codec",
-        "duplicates",
-        "frames",
-        "kind",
-        "lost_frames",
-        "malformed",
-        "needs_keyframe",
-        "packets",
-        "skipped_frames",
-    )
+    __slots__ = ("_active", "_asm", "_bad_seq", "_buf", "_frame_arrival", "_frame_size", "_frame_ts",
+        "_highest", "_last_ts", "_late_frames", "_max_reorder", "_next", "_parse", "_prev", "_waiting_key",
+        "clock", "clock_rate", "codec", "duplicates", "frames", "kind", "lost_frames", "malformed",
+        "needs_keyframe", "packets", "skipped_frames")  # fmt: skip
 
     def __init__(
         self,
@@ -376,7 +322,7 @@ class Depacketizer:
         self.clock = clock if clock is not None else RtpClock(clock_rate)
         "The track's clock; feed it the publisher's sender reports."
         self._parse = _PARSERS.get(codec, _parse_audio)
-        self._asm = _ASSEMBLERS.get(codec, _Audio)()
+        self._asm = _ASSEMBLERS.get(codec, _Assembler)()
         self._max_reorder = max_reorder
         self._late_frames = late_frames if late_frames is not None else (1 if self.kind == "video" else 3)
         self._buf: dict[int, _Packet] = {}
@@ -388,6 +334,7 @@ class Depacketizer:
         self._active = False  # a frame is being assembled
         self._frame_ts = 0
         self._frame_arrival = 0.0
+        self._frame_size = 0
         self._waiting_key = self.kind == "video"
         self.needs_keyframe = False
         "Video frames are being dropped until the next keyframe: send a PLI."
@@ -428,14 +375,15 @@ class Depacketizer:
         ts = int.from_bytes(packet[4:8], "big")
         last = bool(packet[1] & 0x80) or self.kind == "audio"
         if end == hlen:
-            entry = _Packet(ts, last, False, arrival, _PADDING, 0, b"")
+            entry = _Packet(ts, last, False, arrival, _PADDING, 0, b"", 0)
         else:
             try:
                 start, flags, data = self._parse(packet[hlen:end])
-                entry = _Packet(ts, last, start, arrival, _OK, flags, data)
+                cost = end - hlen + _PART_COST * (len(data) if isinstance(data, list) else 1)
+                entry = _Packet(ts, last, start, arrival, _OK, flags, data, cost)
             except (ValueError, IndexError):
                 self.malformed += 1
-                entry = _Packet(ts, last, False, arrival, _BAD, 0, b"")
+                entry = _Packet(ts, last, False, arrival, _BAD, 0, b"", 0)
 
         out: list[Frame] = []
         if self._next is None:
@@ -448,7 +396,7 @@ class Depacketizer:
                 self.duplicates += 1
                 return []
             out = self.flush()  # the sender restarted
-            self._lose(1)  # the packet before this one was dropped as a jump
+            self._broken()  # with the packet before this one, dropped as a jump
             self._start(seq, ts, arrival)
             ext = seq
         elif ext < (self._next or 0) or ext in self._buf:
@@ -524,8 +472,6 @@ class Depacketizer:
         return count
 
     def _consume(self, p: _Packet, out: list[Frame]) -> None:
-        if p.state == _PADDING:
-            return
         prev = self._prev
         if prev is None:  # after a gap only the payload can tell a frame start
             starts = p.start and p.ts != self._last_ts
@@ -538,11 +484,13 @@ class Depacketizer:
             self._asm.begin()
             self._frame_ts = p.ts
             self._frame_arrival = p.arrival
+            self._frame_size = 0
         self._prev = p
         self._last_ts = p.ts
         if not self._active:
             return  # inside a frame whose start was lost
-        if p.state == _BAD or not self._asm.add(p.flags, p.data) or self._asm.size > MAX_FRAME_SIZE:
+        self._frame_size += p.size
+        if p.state == _BAD or not self._asm.add(p.flags, p.data) or self._frame_size > MAX_FRAME_SIZE:
             self._active = False
             self._broken()
         elif p.end:
@@ -550,12 +498,14 @@ class Depacketizer:
 
     def _lose(self, missing: int) -> None:
         """``missing`` sequence numbers will never arrive."""
-        self._prev = None
+        prev, self._prev = self._prev, None
         if self.kind == "audio":
-            self.lost_frames += 1
+            self.lost_frames += missing
             return
+        if self._active or prev is None or prev.end:  # else: inside a frame already counted lost
+            self.lost_frames += 1
         self._active = False
-        self._broken()
+        self._waiting_key = self.needs_keyframe = True
 
     def _broken(self) -> None:
         self.lost_frames += 1

@@ -30,7 +30,7 @@ class NameInUse(MediaError):
 class NoCommonCodecs(MediaError):
     """The offer has no codec this server forwards, or none the stream's publisher sends."""
 
-    http_status = 406
+    http_status = 422
 
 
 class BadDescription(MediaError):

@@ -7,7 +7,7 @@
 * ``DELETE`` the resource → ``200`` (an explicit ``Content-Length: 0``; ffmpeg reads the body).
 * ``OPTIONS`` → ``204`` with ``Accept-Post``; CORS on every answer; ``GET`` → ``204``.
 * Errors: a status code and a one-line text reason (404 unknown stream, 409 name taken, 400 bad
-  SDP, 406 no common codec, 415 wrong content type, 401/403 refused by the authorization hook).
+  SDP, 422 no common codec, 415 wrong content type, 401/403 refused by the authorization hook).
 """
 
 from __future__ import annotations
