@@ -188,3 +188,19 @@ async def test_totals_count_live_and_ended_streams() -> None:
     stream.close(EndReason.PUBLISHER_STOP)
     ended = manager.totals()
     assert (ended.packets_in, ended.octets_in, ended.packets_out, ended.plis) == (1, len(RTP), 1, 1)
+
+
+async def test_leave_ends_for_the_publisher_and_detaches_a_player() -> None:
+    manager = StreamManager()
+    publisher = FakePublisher()
+    stream = manager.create("s", publisher)
+    stream.set_tracks([VP8])
+    stream.go_live()
+    player, other = FakePlayer(), FakePlayer()
+    stream.add_player(player)
+    stream.add_player(other)
+    stream.leave(player)
+    assert stream.players == [other] and not player.ended
+    stream.leave(object())  # a stranger: nothing happens
+    stream.leave(publisher)
+    assert stream.closed and other.ended == [EndReason.PUBLISHER_STOP]

@@ -357,12 +357,8 @@ class RelayManager:
         relay.status, relay.info = status, info
         self._streams.sessions.discard(relay)
         logger.info("relay %s %s: %s (%s)", relay.direction, relay.local_media_session_id, status, info)
-        stream = relay.stream
-        if stream is not None:
-            if relay.direction == "pull" and stream.publisher is relay:
-                stream.close(EndReason.PUBLISHER_STOP)
-            elif isinstance(relay.peer, WebRtcPlayer):
-                stream.remove_player(relay.peer)
+        if relay.stream is not None:
+            relay.stream.leave(relay if relay.direction == "pull" else relay.peer)
         if relay.task is not None and relay.task is not asyncio.current_task():
             relay.task.cancel()
         release = self._tasks.spawn(self._release(relay), f"release:{relay.local_media_session_id}")

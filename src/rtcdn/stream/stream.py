@@ -165,6 +165,14 @@ class Stream:
                 if fan is not None:
                     fan.remove_frames(frame_sink)
 
+    def leave(self, member: object) -> None:
+        """``member`` is done with the stream: its publisher's leaving ends it (players are told
+        ``PUBLISHER_STOP``), a player's only detaches that player. Anything else: nothing."""
+        if member is self.publisher:
+            self.close(EndReason.PUBLISHER_STOP)
+        elif member in self.players:
+            self.remove_player(member)
+
     def retransmit(self, sink: RtpSink, player_seqs: Iterable[int]) -> int:
         """Serve a player's NACK from the history; returns how many packets were resent."""
         fan = self.tracks.get(sink.kind)

@@ -347,12 +347,8 @@ class WcsSession:
         self._status_of(h, info)
         if h.task is not None and h.task is not asyncio.current_task():
             h.task.cancel()
-        stream = h.stream
-        if stream is not None:
-            if h.published and stream.publisher is h.peer:
-                stream.close(EndReason.PUBLISHER_STOP)
-            elif not h.published and isinstance(h.peer, WebRtcPlayer):
-                stream.remove_player(h.peer)
+        if h.stream is not None:
+            h.stream.leave(h.peer)
         self._log.info(
             "session %s: %s %r %s (%s)", self.id, "publish" if h.published else "play", h.name, status, info
         )

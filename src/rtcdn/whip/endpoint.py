@@ -149,34 +149,24 @@ class WhipFrontEnd:
     async def _publish(self, res: WhipResource, negotiation: Answer) -> None:
         peer = res.peer
         assert isinstance(peer, WebRtcPublisher)
-        peer.on_end = lambda reason: res.end(MediaState.ENDED, reason.value)
-        peer.on_lost = lambda clean: res.end(MediaState.ENDED if clean else MediaState.FAILED, _lost(clean))
         try:
             res.stream = stream = self.streams.create(res.name, peer)
             await ingest.publish(stream, peer, negotiation)
         except MediaError as exc:
-            res.error = exc
-            res.end(MediaState.FAILED, f"{type(exc).__name__}: {exc}")
+            res.fail(exc)
             return
-        res.state = MediaState.PUBLISHING
-        logger.info(
-            "whip %r %s: publishing (%s)", res.name, res.id, ", ".join(t.mime_type for t in peer.tracks)
-        )
+        res.went_live(MediaState.PUBLISHING, ", ".join(t.mime_type for t in peer.tracks))
 
     async def _play(self, res: WhipResource, negotiation: Answer) -> None:
         peer = res.peer
         assert isinstance(peer, WebRtcPlayer)
-        peer.on_end = lambda reason: res.end(MediaState.ENDED, reason.value)
-        peer.on_lost = lambda clean: res.end(MediaState.ENDED if clean else MediaState.FAILED, _lost(clean))
         try:
             res.stream = stream = await self.streams.acquire(res.name, self.media.connect_timeout)
             await egress.play(stream, peer, negotiation)
         except MediaError as exc:
-            res.error = exc
-            res.end(MediaState.FAILED, f"{type(exc).__name__}: {exc}")
+            res.fail(exc)
             return
-        res.state = MediaState.PLAYING
-        logger.info("whep %r %s: playing", res.name, res.id)
+        res.went_live(MediaState.PLAYING, "")
 
     def _forget(self, res: WhipResource, info: str) -> None:
         self.resources.pop(res.id, None)
@@ -197,10 +187,6 @@ def _bearer(request: web.Request) -> str | None:
     auth = request.headers.get("Authorization", "")
     scheme, _, token = auth.partition(" ")
     return token.strip() or None if scheme.lower() == "bearer" else None
-
-
-def _lost(clean: bool) -> str:
-    return "the client closed the connection" if clean else "ICE consent lost"
 
 
 def _status_of(res: WhipResource) -> tuple[int, str]:

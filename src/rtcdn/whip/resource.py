@@ -36,6 +36,13 @@ class WhipResource:
     task: asyncio.Task[None] | None = None
     on_end: Callable[[WhipResource, str], None] | None = None
 
+    def __post_init__(self) -> None:
+        self.peer.on_end = lambda reason: self.end(MediaState.ENDED, reason.value)
+        self.peer.on_lost = lambda clean: self.end(
+            MediaState.ENDED if clean else MediaState.FAILED,
+            "the client closed the connection" if clean else "ICE consent lost",
+        )
+
     @property
     def published(self) -> bool:
         return self.kind == "whip"
@@ -64,6 +71,15 @@ class WhipResource:
     def terminate(self, reason: EndReason) -> None:
         self.end(MediaState.ENDED, reason.value)
 
+    def went_live(self, state: MediaState, detail: str) -> None:
+        self.state = state
+        logger.info("%s %r %s: %s %s", self.kind, self.name, self.id, state.value.lower(), detail)
+
+    def fail(self, error: MediaError) -> None:
+        """Publishing or playing failed (the POST answers with ``error``'s status if still waiting)."""
+        self.error = error
+        self.end(MediaState.FAILED, f"{type(error).__name__}: {error}")
+
     def end(self, state: MediaState, info: str) -> None:
         """Finish (idempotent): detach from the stream, stop the task; ``on_end`` closes the peer."""
         if self.ended:
@@ -71,12 +87,8 @@ class WhipResource:
         self.state, self.info = state, info
         if self.task is not None and self.task is not asyncio.current_task():
             self.task.cancel()
-        stream = self.stream
-        if stream is not None:
-            if self.published and stream.publisher is self.peer:
-                stream.close(EndReason.PUBLISHER_STOP)
-            elif isinstance(self.peer, WebRtcPlayer):
-                stream.remove_player(self.peer)
+        if self.stream is not None:
+            self.stream.leave(self.peer)
         logger.info("%s %r %s: %s (%s)", self.kind, self.name, self.id, state.value, info)
         if self.on_end is not None:
             self.on_end(self, info)
