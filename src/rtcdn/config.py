@@ -62,6 +62,17 @@ def _ports(text: str) -> list[int]:
     return [p for p in (_port(x) for x in text.replace(" ", "").split(",") if x) if p]
 
 
+def _ice_servers(text: str) -> list[str]:
+    servers = [entry.strip() for entry in text.split(",") if entry.strip()]
+    for entry in servers:
+        url, *creds = entry.split("|")
+        if url.split(":", 1)[0] not in ("stun", "stuns", "turn", "turns") or ":" not in url:
+            raise ValueError(f"{url!r} is not a stun:, stuns:, turn: or turns: URL")
+        if len(creds) not in (0, 2):
+            raise ValueError(f"{entry!r}: expected URL or URL|username|credential")
+    return servers
+
+
 def _positive(text: str) -> int:
     value = int(text)
     if value <= 0:
@@ -242,6 +253,16 @@ class Settings:
     )
     node_id: str = setting(
         "", Key("node_id", str.strip, "name reported in `getUserData` and stats", shown="the bind address")
+    )
+    ice_servers: list[str] = setting(
+        [],
+        Key(
+            "ice_servers",
+            _ice_servers,
+            "STUN/TURN servers for WHIP/WHEP clients (`Link: rel=\"ice-server\"`): `URL` or "
+            "`URL|username|credential`, comma separated",
+            shown="none",
+        ),
     )
 
     @property

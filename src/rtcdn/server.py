@@ -105,7 +105,7 @@ class Server:
         self.front_ends: list[FrontEnd] = [
             RestApi(self),
             Pages(self.streams, self._stat, self.websdk_dir, settings.ws_port, settings.wss_port),
-            WhipFrontEnd(self.streams, self.media),
+            WhipFrontEnd(self.streams, self.media, ice_servers=settings.ice_servers),
         ]
         if self.balancer is not None:
             self.front_ends.append(

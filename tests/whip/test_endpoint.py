@@ -166,3 +166,27 @@ async def test_a_client_that_vanishes_after_post_leaks_nothing(
     assert server.streams.find("ghost") is not None
     await wait_for(lambda: server.streams.find("ghost") is None and not server.media.peers, timeout=8)
     assert not len(server.streams.sessions)
+
+
+async def test_configured_ice_servers_are_link_headers(tmp_path: Path) -> None:
+    servers = ["stun:stun.invalid:3478", "turn:turn.invalid:3478?transport=udp|user|secret"]
+    server = Server(make_settings(ice_servers=servers), tmp_path / "state")
+    await server.start()
+    base = f"http://127.0.0.1:{server.settings.http_ports[0]}"
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.options(f"{base}/whip/cam") as resp:
+                assert resp.headers.getall("Link") == [
+                    '<stun:stun.invalid:3478>; rel="ice-server"',
+                    '<turn:turn.invalid:3478?transport=udp>; rel="ice-server"; username="user"; '
+                    'credential="secret"; credential-type="password"',
+                ]
+            preflight = {"Access-Control-Request-Method": "POST", "Origin": "http://127.0.0.1"}
+            async with http.options(f"{base}/whip/cam", headers=preflight) as resp:
+                assert "Link" not in resp.headers  # never on CORS preflights (RFC 9725 §4.6)
+            pc, location = await whip_publish(http, base, "cam")
+            async with http.delete(base + location) as resp:
+                assert resp.status == 200
+            await pc.close()
+    finally:
+        await server.close()

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from aiohttp import web
+from multidict import CIMultiDict
 
 from ..stream import EndReason, MediaError, MediaState, StreamManager
 from ..tasks import TaskSet
@@ -52,10 +53,19 @@ class WhipFrontEnd:
     """Every WHIP/WHEP resource of a node. Lifecycle: ``add_routes`` mounts the endpoints,
     ``close`` ends every resource and waits for their peers to close."""
 
-    def __init__(self, streams: StreamManager, media: MediaConfig, authorize: Authorize = allow_all) -> None:
+    def __init__(
+        self,
+        streams: StreamManager,
+        media: MediaConfig,
+        authorize: Authorize = allow_all,
+        ice_servers: Sequence[str] = (),
+    ) -> None:
+        """``ice_servers``: ``URL`` or ``URL|username|credential`` entries (the ``ice_servers`` key),
+        sent to clients as ``Link: <URL>; rel="ice-server"`` headers on the 201 and on OPTIONS."""
         self.streams = streams
         self.media = media
         self.authorize = authorize
+        self.links = [_link(entry) for entry in ice_servers]
         self.resources: dict[str, WhipResource] = {}
         self._tasks = TaskSet("whip")
         self._closers: set[asyncio.Task[None]] = set()
@@ -73,7 +83,11 @@ class WhipFrontEnd:
 
     # --- endpoints ----------------------------------------------------------------------------
     async def options(self, request: web.Request) -> web.Response:
-        return web.Response(status=204, headers={**CORS, "Accept-Post": "application/sdp"})
+        headers = CIMultiDict({**CORS, "Accept-Post": "application/sdp"})
+        if "Access-Control-Request-Method" not in request.headers:  # not on CORS preflights (§4.6)
+            for link in self.links:
+                headers.add("Link", link)
+        return web.Response(status=204, headers=headers)
 
     async def get(self, request: web.Request) -> web.Response:
         return web.Response(status=204, headers=CORS)
@@ -108,7 +122,11 @@ class WhipFrontEnd:
         if not answer.done():  # refused or failed before there was an answer
             answer.cancel()
             return _error(*_status_of(res))
-        headers = {**CORS, "Location": res.path, "ETag": res.etag, "Content-Type": "application/sdp"}
+        headers = CIMultiDict(
+            {**CORS, "Location": res.path, "ETag": res.etag, "Content-Type": "application/sdp"}
+        )
+        for link in self.links:
+            headers.add("Link", link)
         return web.Response(status=201, text=answer.result(), headers=headers)
 
     async def delete(self, request: web.Request) -> web.Response:
@@ -181,6 +199,15 @@ class WhipFrontEnd:
         if self._closers:
             await asyncio.wait(self._closers, timeout=5.0)
         await self._tasks.close()
+
+
+def _link(entry: str) -> str:
+    """An ``ice_servers`` entry as an RFC 9725 §4.6 ``Link`` header value."""
+    url, *creds = entry.split("|")
+    link = f'<{url}>; rel="ice-server"'
+    if len(creds) == 2:
+        link += f'; username="{creds[0]}"; credential="{creds[1]}"; credential-type="password"'
+    return link
 
 
 def _bearer(request: web.Request) -> str | None:
