@@ -6,7 +6,7 @@ WEBSDK := web/node_modules/@flashphoner/websdk/package.json
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ARGS ?=
 
-.PHONY: run install test check lint chromium janus bench clean
+.PHONY: run install test check lint chromium prometheus janus bench clean
 
 $(BIN)/rtcdn: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,12 +30,16 @@ run: install
 chromium:
 	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; }
 
+# Debian's Prometheus server, which tests/e2e/test_prometheus.py starts on a loopback address
+prometheus:
+	@command -v prometheus >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends prometheus; $(SUDO) systemctl disable --now prometheus >/dev/null 2>&1 || true; }
+
 check: $(VENV)/.dev
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
-test: $(VENV)/.dev $(WEBSDK) chromium check
+test: $(VENV)/.dev $(WEBSDK) chromium prometheus check
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 $(VENV)/.bench: $(VENV)/.dev

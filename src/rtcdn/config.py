@@ -259,7 +259,7 @@ class Settings:
         Key(
             "ice_servers",
             _ice_servers,
-            "STUN/TURN servers for WHIP/WHEP clients (`Link: rel=\"ice-server\"`): `URL` or "
+            'STUN/TURN servers for WHIP/WHEP clients (`Link: rel="ice-server"`): `URL` or '
             "`URL|username|credential`, comma separated",
             shown="none",
         ),

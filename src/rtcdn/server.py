@@ -21,6 +21,7 @@ from .cdn import (
     node_stat,
 )
 from .config import ConfigError, Settings
+from .metrics import MetricsEndpoint
 from .pages import Pages
 from .relay import RelayManager
 from .stream import EndReason, StreamManager
@@ -30,7 +31,7 @@ from .wcs.messages import SERVER_SHUTDOWN
 from .wcs.session import SignalingSettings, WcsSession
 from .webrtc import MediaConfig, PortRange, host_addresses
 from .whip import WhipFrontEnd
-from .workers import WorkerPool, workers_config
+from .workers import WorkerPool, worker_nodes, workers_config
 
 logger = logging.getLogger(__name__)
 
@@ -106,6 +107,14 @@ class Server:
             RestApi(self),
             Pages(self.streams, self._stat, self.websdk_dir, settings.ws_port, settings.wss_port),
             WhipFrontEnd(self.streams, self.media, ice_servers=settings.ice_servers),
+            MetricsEndpoint(
+                self.streams,
+                self.media.counters,
+                self.relays,
+                self.balancer,
+                self.wcs.sessions,
+                worker_nodes(settings)[1:],
+            ),
         ]
         if self.balancer is not None:
             self.front_ends.append(

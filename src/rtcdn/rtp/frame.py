@@ -3,7 +3,8 @@
 A :class:`Frame` is what :class:`~rtcdn.rtp.depacketize.Depacketizer` emits and what
 :class:`~rtcdn.rtp.packetize.Packetizer` consumes: one video access unit or one audio frame,
 with its RTP timestamp and a presentation time in seconds. Frames are immutable values; nothing
-here keeps a reference to them.
+here keeps a reference to them. :func:`annexb`, :func:`avcc`, :func:`split_annexb` and
+:func:`split_avcc` convert H.264 frames from and to the byte stream forms of RTMP, HLS and MP4.
 
 :class:`RtpClock` lives as long as a publisher's track: it unwraps the 32-bit RTP timestamps
 and, once the publisher's RTCP sender reports arrive, maps them onto the publisher's NTP clock
@@ -73,6 +74,26 @@ def split_annexb(data: bytes) -> list[bytes]:
             end -= 1
         if end > start:
             out.append(data[start:end])
+    return out
+
+
+def split_avcc(data: bytes, length_size: int = 4) -> list[bytes]:
+    """The NAL units of AVCC data (``length_size``-byte big-endian lengths, as in RTMP / FLV).
+
+    Raises ValueError when a length runs past the end of ``data``; empty NAL units are dropped.
+    """
+    out: list[bytes] = []
+    i, n = 0, len(data)
+    while i < n:
+        if i + length_size > n:
+            raise ValueError("AVCC length is truncated")
+        size = int.from_bytes(data[i : i + length_size], "big")
+        i += length_size
+        if i + size > n:
+            raise ValueError("AVCC NAL unit is truncated")
+        if size:
+            out.append(data[i : i + size])
+        i += size
     return out
 
 

@@ -136,11 +136,10 @@ class Packetizer:
             payloads = [frame.payload[0]] if frame.payload[0] else []
         ts = frame.rtp_time & 0xFFFFFFFF
         last = len(payloads) - 1
-        audio = self.kind == "audio"
         out = []
         seq = self.seq
-        for i, payload in enumerate(payloads):
-            b1 = self.payload_type | (0x80 if audio or i == last else 0)
+        for i, payload in enumerate(payloads):  # audio: one packet, with the marker bit
+            b1 = self.payload_type | (0x80 if i == last else 0)
             out.append(_HEADER.pack(0x80, b1, seq, ts, self.ssrc) + payload)
             seq = (seq + 1) & 0xFFFF
             self.octets += len(payload)

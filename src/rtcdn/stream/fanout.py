@@ -13,7 +13,12 @@ from typing import TYPE_CHECKING
 
 from ..rtp import PacketHistory, RtpError, RtpRewriter, RtpSink, TrackInfo, header_length, keyframe_detector
 from ..rtp.frame import Frame, RtpClock
+from .errors import NoCommonCodecs
 from .ports import FrameSink
+
+LATE_FRAMES = 4
+"""Video frames a gap may stay open for before the depacketizer gives up on it: time for a NACKed
+packet to come back (~130 ms at 30 fps) before the loss costs a keyframe."""
 
 if TYPE_CHECKING:
     from ..rtp.depacketize import Depacketizer
@@ -92,7 +97,15 @@ class TrackFanout:
         if self.depacketizer is None:
             from ..rtp.depacketize import Depacketizer  # only streams with frame consumers need it
 
-            self.depacketizer = Depacketizer(self.info.codec_name.lower(), self.info.clock_rate, self.clock)
+            try:
+                self.depacketizer = Depacketizer(
+                    self.info.codec_name.lower(),
+                    self.info.clock_rate,
+                    self.clock,
+                    late_frames=LATE_FRAMES if self.info.kind == "video" else None,
+                )
+            except ValueError as exc:
+                raise NoCommonCodecs(f"frames of {self.info.mime_type} are not supported: {exc}") from None
         self.frame_waiting.append(sink)
 
     def remove_frames(self, sink: FrameSink) -> None:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from ..rtp import RtpSink, TrackInfo
 from ..rtp.frame import Frame
-from .errors import EndReason, StreamEnded
+from .errors import EndReason, NoCommonCodecs, StreamEnded
 from .fanout import TrackFanout
 from .ports import Player, Publisher
 
@@ -85,10 +85,15 @@ class Stream:
         if packetize:
             from ..rtp.packetize import Packetizer  # only frame publishers need it
 
-            self._packetizers = {
-                t.kind: Packetizer(t.codec_name.lower(), t.payload_type, random.getrandbits(32), t.clock_rate)
-                for t in tracks
-            }
+            try:
+                self._packetizers = {
+                    t.kind: Packetizer(
+                        t.codec_name.lower(), t.payload_type, random.getrandbits(32), t.clock_rate
+                    )
+                    for t in self.track_infos().values()
+                }
+            except ValueError as exc:
+                raise NoCommonCodecs(f"cannot packetize: {exc}") from None
 
     def track_infos(self) -> dict[str, TrackInfo]:
         return {kind: fan.info for kind, fan in self.tracks.items()}

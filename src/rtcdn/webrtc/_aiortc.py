@@ -30,6 +30,7 @@ import socket
 import struct
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from aioice import ice as aioice_ice
@@ -39,6 +40,7 @@ from aiortc import clock as aiortc_clock
 from aiortc import codecs as aiortc_codecs
 from aiortc.rate import RemoteBitrateEstimator
 from aiortc.rtcdtlstransport import RTCDtlsTransport
+from aiortc.rtcpeerconnection import is_codec_compatible
 from aiortc.rtcrtpparameters import RTCRtcpFeedback, RTCRtpCodecCapability, RTCRtpHeaderExtensionParameters
 from aiortc.rtcrtpreceiver import NackGenerator, StreamStatistics
 from aiortc.rtp import (
@@ -224,16 +226,31 @@ def fast_rtcp_transmit(dtls: RTCDtlsTransport) -> Callable[[bytes], None]:
     return send_rtcp
 
 
-def fast_rtp_transmit(dtls: RTCDtlsTransport, ssrc: int) -> Transmit:
+@dataclass(slots=True)
+class WebRtcCounters:
+    """Event counters of a node's WebRTC layer, read by the metrics at scrape time. One object per
+    :class:`~rtcdn.webrtc.MediaConfig`, shared by all its peers; only ever incremented."""
+
+    send_dropped: int = 0
+    "RTP packets to players dropped because the socket's send buffer was full."
+    ice_failures: int = 0
+    "Peers whose ICE did not connect in time (:class:`~rtcdn.stream.ConnectTimeout`)."
+    dtls_failures: int = 0
+    "Peers whose ICE connected but DTLS failed (:class:`~rtcdn.stream.DtlsFailed`)."
+
+
+def fast_rtp_transmit(dtls: RTCDtlsTransport, ssrc: int, counters: WebRtcCounters | None = None) -> Transmit:
     """The per-player hot path: one copy, one ``srtp_protect``, one ``sendto`` per packet.
 
     The template goes straight into the session's SRTP buffer, where sequence number and SSRC are
     patched in place; the protected bytes are sent from that buffer (a memoryview, no copy) on the
     raw socket of the nominated pair. A full socket buffer drops the packet, as UDP would, instead
-    of queueing it in asyncio's transport; so does a packet too long for the buffer or one libsrtp
-    refuses (neither comes from a WebRTC publisher).
+    of queueing it in asyncio's transport, and counts it in ``counters.send_dropped``; so does a
+    packet too long for the buffer or one libsrtp refuses (neither comes from a WebRTC publisher;
+    not counted).
     Synchronous, so the buffer shared with the session's RTCP is never used by two sends at once.
     """
+    counters = counters if counters is not None else WebRtcCounters()
     transport, addr = _nominated(dtls)
     sock = transport._sock
     session = dtls._tx_srtp
@@ -259,7 +276,7 @@ def fast_rtp_transmit(dtls: RTCDtlsTransport, ssrc: int) -> Transmit:
         try:
             sendto(view[: length[0]], addr)
         except (BlockingIOError, InterruptedError):
-            pass
+            counters.send_dropped += 1
         except OSError as exc:  # the ICE connection is going away; its owner closes the peer
             logger.debug("send to %s failed: %s", addr, exc)
 
@@ -530,6 +547,29 @@ def negotiated_extensions(transceiver: Any) -> dict[int, str]:
 def prefer_codecs(transceiver: Any, codecs: list[RTCRtpCodecCapability]) -> None:
     """Codec preferences without aiortc's capability check (VP9 etc. are not in its table)."""
     transceiver._preferred_codecs = codecs
+
+
+def table_codec(capability: RTCRtpCodecCapability) -> RTCRtpCodecCapability:
+    """The entry of aiortc's codec table that ``capability`` is compatible with (same H.264 profile
+    and packetization mode, any level), or ``capability`` itself when there is none. aiortc accepts
+    a preferred codec only with exactly a table entry's fmtp, so a stream whose H.264 level differs
+    (an encoder's SPS) is offered to players with the table's parameters (level-asymmetry-allowed)."""
+    kind = capability.mimeType.split("/")[0].lower()
+    wanted = RTCRtpCodecParameters(
+        mimeType=capability.mimeType,
+        clockRate=capability.clockRate,
+        channels=capability.channels,
+        parameters=dict(capability.parameters),
+    )
+    for codec in aiortc_codecs.CODECS.get(kind, []):
+        if is_codec_compatible(codec, wanted):
+            return RTCRtpCodecCapability(
+                mimeType=codec.mimeType,
+                clockRate=codec.clockRate,
+                channels=codec.channels,
+                parameters=dict(codec.parameters),
+            )
+    return capability
 
 
 def codec_capabilities(kind: str, mimes: Sequence[str]) -> list[RTCRtpCodecCapability]:

@@ -36,6 +36,7 @@ from ..stream import (
 )
 from . import _aiortc
 from ._aiortc import EgressState, IngestTrack, OnRtp, OnSenderReport, PortRange
+from ._aiortc import WebRtcCounters as WebRtcCounters
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +64,8 @@ class MediaConfig:
     codecs: Sequence[str] = ("opus", "alaw", "ulaw", "g722", "vp8", "h264", "vp9")
     "Preference order, WCS names (``codecs=`` in flashphoner.properties); unknown names are ignored."
     connect_timeout: float = 15.0
+    counters: WebRtcCounters = field(default_factory=WebRtcCounters)
+    "Drops and connect failures of every peer made with this config (read by the metrics)."
     peers: set[_Peer] = field(default_factory=set)
     "Every open peer, for leak checks and shutdown."
 
@@ -198,8 +201,11 @@ class _Peer:
             await asyncio.gather(connected, ended, return_exceptions=True)
         if self._connected.is_set():
             return
+        counted = not self.closed  # closed by us while connecting (its client left): no failure
         if self.pc.iceConnectionState == "completed":
+            self._media.counters.dtls_failures += counted
             raise DtlsFailed(f"{self.label}: DTLS handshake failed")
+        self._media.counters.ice_failures += counted
         raise ConnectTimeout(f"{self.label}: ICE did not connect within {timeout:.0f} s")
 
     async def add_remote_candidates(self, sdpfrag: str) -> int:
@@ -354,17 +360,13 @@ class WebRtcPlayer(_Peer):
         stream_id = f"rtcdn-{uuid.uuid4().hex[:12]}"
         for kind, info in tracks.items():
             transceiver = self.pc.addTransceiver(kind, direction="sendonly")
-            _aiortc.prefer_codecs(
-                transceiver,
-                [
-                    RTCRtpCodecCapability(
-                        mimeType=info.mime_type,
-                        clockRate=info.clock_rate,
-                        channels=info.channels,
-                        parameters=dict(info.parameters),
-                    )
-                ],
+            capability = RTCRtpCodecCapability(
+                mimeType=info.mime_type,
+                clockRate=info.clock_rate,
+                channels=info.channels,
+                parameters=dict(info.parameters),
             )
+            _aiortc.prefer_codecs(transceiver, [_aiortc.table_codec(capability)])
             state = EgressState()
             state.clock_rate = info.clock_rate
             self._plans[kind] = (transceiver, info, {}, state)
@@ -399,7 +401,7 @@ class WebRtcPlayer(_Peer):
                 extension_id_map(info.extensions, ext_ids),
             )
             ssrc = _aiortc.sender_ssrc(transceiver.sender)
-            sink = RtpSink(kind, ssrc, rewriter, _aiortc.fast_rtp_transmit(dtls, ssrc))
+            sink = RtpSink(kind, ssrc, rewriter, _aiortc.fast_rtp_transmit(dtls, ssrc, self._media.counters))
             state.counters = functools.partial(_sink_counters, sink)
             state.last_rtp_time = functools.partial(self._last_rtp_time, kind)
             self._sinks[kind] = sink

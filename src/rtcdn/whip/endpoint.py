@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -28,6 +29,8 @@ from .resource import WhipResource
 logger = logging.getLogger(__name__)
 
 MAX_SDP_BYTES = 64 * 1024
+MAX_GONE = 1024
+"Ended resources remembered so that a late DELETE is still a success."
 CORS = {
     "Access-Control-Allow-Origin": "*",
     "Access-Control-Allow-Methods": "POST, PATCH, DELETE, GET, OPTIONS",
@@ -67,6 +70,9 @@ class WhipFrontEnd:
         self.authorize = authorize
         self.links = [_link(entry) for entry in ice_servers]
         self.resources: dict[str, WhipResource] = {}
+        self._gone: OrderedDict[str, str] = OrderedDict()
+        """Paths of recently ended resources: a DELETE that comes after the end (whip-whep closes its
+        peer connection before it DELETEs) still gets 200."""
         self._tasks = TaskSet("whip")
         self._closers: set[asyncio.Task[None]] = set()
 
@@ -131,9 +137,10 @@ class WhipFrontEnd:
 
     async def delete(self, request: web.Request) -> web.Response:
         res = self._resource(request)
-        if res is None:
+        if res is not None:
+            res.end(MediaState.ENDED, "DELETE by the client")
+        elif self._gone.get(request.match_info["id"]) != request.path:
             return _error(404, "no such WHIP/WHEP resource")
-        res.end(MediaState.ENDED, "DELETE by the client")
         return web.Response(status=200, headers={**CORS, "Content-Length": "0"})
 
     async def patch(self, request: web.Request) -> web.Response:
@@ -188,6 +195,9 @@ class WhipFrontEnd:
 
     def _forget(self, res: WhipResource, info: str) -> None:
         self.resources.pop(res.id, None)
+        self._gone[res.id] = res.path
+        while len(self._gone) > MAX_GONE:
+            self._gone.popitem(last=False)
         self.streams.sessions.discard(res)
         closer = self._tasks.spawn(res.peer.close(), f"close:{res.id}")
         self._closers.add(closer)
