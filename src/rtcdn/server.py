@@ -20,6 +20,7 @@ from .cdn import (
     load_loadbalancing,
     node_stat,
 )
+from .cdn.workers import WorkerPool, worker_nodes, workers_config
 from .config import ConfigError, Settings
 from .metrics import MetricsEndpoint
 from .pages import Pages
@@ -31,7 +32,6 @@ from .wcs.messages import SERVER_SHUTDOWN
 from .wcs.session import SignalingSettings, WcsSession
 from .webrtc import MediaConfig, PortRange, host_addresses
 from .whip import WhipFrontEnd
-from .workers import WorkerPool, worker_nodes, workers_config
 
 logger = logging.getLogger(__name__)
 

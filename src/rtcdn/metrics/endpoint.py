@@ -35,7 +35,7 @@ WORKER_TIMEOUT = 0.5
 
 
 class WorkerView(Protocol):
-    """A child worker as :func:`rtcdn.workers.worker_nodes` describes it."""
+    """A child worker as :func:`rtcdn.cdn.workers.worker_nodes` describes it."""
 
     @property
     def id(self) -> str: ...

@@ -17,8 +17,8 @@ import signal
 import sys
 from pathlib import Path
 
-from .cdn import LoadBalancerConfig, Node
-from .config import Settings
+from ..config import Settings
+from .config import LoadBalancerConfig, Node
 
 logger = logging.getLogger(__name__)
 
