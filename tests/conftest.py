@@ -25,6 +25,7 @@ def make_settings(**overrides: object) -> Settings:
         bind="127.0.0.1",
         ws_port=free_port(),
         wss_port=0,
+        rtmp_port=free_port(),
         http_ports=[free_port()],
         https_ports=[],
         media_port_from=0,

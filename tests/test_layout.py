@@ -23,6 +23,8 @@ ALLOWED: dict[str, set[str]] = {
     "cdn": {"stream", "relay", "tasks", "config"},
     "whip": {"rtp", "stream", "webrtc", "tasks"},
     "metrics": {"stream", "rtp", "webrtc"},
+    "transcode": {"rtp"},
+    "rtmp": {"rtp", "stream", "transcode", "tasks"},
 }
 
 
@@ -61,8 +63,9 @@ def test_imports_follow_the_layout(path: Path) -> None:
     for name in _imports(path):
         top = name.split(".")[0]
         if top in THIRD_PARTY_WEBRTC:
-            assert package == "webrtc" or (package == "rtp" and top == "av"), (
-                f"{path.relative_to(SRC)} imports {name}: aiortc and friends only under webrtc/"
+            assert package == "webrtc" or (package == "transcode" and top == "av"), (
+                f"{path.relative_to(SRC)} imports {name}: aiortc and friends only under webrtc/, "
+                "PyAV also in transcode/"
             )
         if top != "rtcdn":
             continue

@@ -63,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--wss-port", type=int, help=f"secure WebSocket port, 0 = off ({option_help('--wss-port')})"
     )
+    serve.add_argument("--rtmp-port", type=int, help=f"RTMP port, 0 = off ({option_help('--rtmp-port')})")
     serve.add_argument(
         "--http-ports", type=_port_list, help=f"HTTP ports, comma separated ({option_help('--http-ports')})"
     )
@@ -97,6 +98,7 @@ async def _serve(args: argparse.Namespace) -> int:
         "bind": args.bind,
         "ws_port": args.ws_port,
         "wss_port": args.wss_port,
+        "rtmp_port": args.rtmp_port,
         "http_ports": args.http_ports,
         "https_ports": args.https_ports,
         "workers": args.workers,

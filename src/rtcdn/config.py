@@ -140,6 +140,12 @@ class Settings:
     wss_port: int = setting(
         8443, Key("wss.port", _port, "secure WebSocket signaling (0 = off)", "--wss-port")
     )
+    rtmp_port: int = setting(
+        1935,
+        Key(
+            "rtmp.port", _port, "RTMP: publish from OBS/ffmpeg, play with ffmpeg/VLC (0 = off)", "--rtmp-port"
+        ),
+    )
     http_ports: list[int] = setting(
         [8081, 9091],
         Key(

@@ -35,6 +35,13 @@ class TaskSet:
     def __len__(self) -> int:
         return len(self._tasks)
 
+    async def wait_idle(self, timeout: float = 5.0) -> None:
+        """Wait (up to ``timeout`` s) for the tasks running now to finish by themselves."""
+        current = asyncio.current_task()
+        tasks = [t for t in self._tasks if t is not current]
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout)
+
     async def close(self, timeout: float = 5.0) -> None:
         """Cancel every task and wait for them (idempotent); new spawns are refused."""
         self._closed = True

@@ -79,6 +79,8 @@ class WorkerPool:
             str(node.ws),
             "--wss-port",
             "0",
+            "--rtmp-port",
+            "0",
             "--http-ports",
             str(node.http),
             "--https-ports",
