@@ -11,8 +11,8 @@ from pathlib import Path
 
 import aiohttp
 
-from conftest import free_port
 from rtcdn.config import FILE_KEYS
+from testkit import free_port
 
 RTCDN = [sys.executable, "-m", "rtcdn"]
 
@@ -102,12 +102,12 @@ def test_cdn_config_errors_stop_startup(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2 and "loadbalancing.xml: missing" in proc.stderr
     (tmp_path / "loadbalancing.xml").write_text(
-        '<loadbalancer stream_distribution="rtmp"><node><ip>e</ip></node></loadbalancer>'
+        '<loadbalancer stream_distribution="hls"><node><ip>e</ip></node></loadbalancer>'
     )
     proc = subprocess.run(
         [*RTCDN, "serve", "--config-dir", str(tmp_path)], capture_output=True, text=True, timeout=30
     )
-    assert proc.returncode == 2 and 'stream_distribution="rtmp" is not supported yet' in proc.stderr
+    assert proc.returncode == 2 and "stream_distribution='hls' must be webrtc or rtmp" in proc.stderr
     (tmp_path / "loadbalancing.xml").write_text("<loadbalancer>\n  <node id='1'/>\n</loadbalancer>")
     proc = subprocess.run(
         [*RTCDN, "serve", "--config-dir", str(tmp_path)], capture_output=True, text=True, timeout=30

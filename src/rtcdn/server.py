@@ -20,11 +20,14 @@ from .cdn import (
     load_loadbalancing,
     node_stat,
 )
+from .cdn.origin import Distribution, RtmpDistribution, WebRtcDistribution
 from .cdn.workers import WorkerPool, worker_nodes, workers_config
 from .config import ConfigError, Settings
 from .metrics import MetricsEndpoint
 from .pages import Pages
 from .relay import RelayManager
+from .rtmp.frontend import RtmpFrontEnd
+from .rtmp.push import PushManager
 from .stream import EndReason, StreamManager
 from .tls import client_context, ensure_self_signed, server_context
 from .wcs.handler import WcsFrontEnd
@@ -43,6 +46,16 @@ class FrontEnd(Protocol):
 
     async def close(self) -> None:
         """Shutdown: end what it serves (streams are already closed)."""
+
+
+class Listener(Protocol):
+    """A protocol on a port of its own (RTMP), outside the aiohttp applications."""
+
+    async def start(self) -> list[str]:
+        """Listen; returns the URLs it serves (for the start-up line)."""
+
+    async def close(self) -> None:
+        """Shutdown: close every connection and the listening socket."""
 
 
 def default_websdk_dir() -> Path | None:
@@ -93,6 +106,7 @@ class Server:
             ssl_context=client_context(settings.wcs_agent_ssl_verify, settings.wcs_agent_ssl_ca_file),
             local_address=self._local_address,
         )
+        self.pushes = PushManager(self.streams)
         self.cpu = CpuMeter()
         self.balancer: Balancer | None = None
         self.cdn: CdnOrigin | None = None
@@ -102,7 +116,7 @@ class Server:
         elif settings.workers > 1:
             self.workers = WorkerPool(settings, state_dir)
             self.balancer = Balancer(workers_config(settings), local_address=self._local_address)
-            self.cdn = CdnOrigin(self.streams, self.relays, self.balancer, secure=False)
+            self.cdn = CdnOrigin(self.streams, WebRtcDistribution(self.relays, secure=False), self.balancer)
         self.front_ends: list[FrontEnd] = [
             RestApi(self),
             Pages(self.streams, self._stat, self.websdk_dir, settings.ws_port, settings.wss_port),
@@ -120,6 +134,9 @@ class Server:
             self.front_ends.append(
                 BalancerRoutes(self.balancer, settings.ws_port, settings.wss_port, settings.bind)
             )
+        self.listeners: list[Listener] = []
+        if settings.rtmp_port:
+            self.listeners.append(RtmpFrontEnd(self.streams, settings.bind, settings.rtmp_port))
         self._runners: list[web.AppRunner] = []
         self._closed = False
         self.urls: list[str] = []
@@ -152,17 +169,18 @@ class Server:
         if not path.exists():
             raise ConfigError(f"{path}: missing (load_balancing_enabled=true needs it)")
         config = load_loadbalancing(path)
-        if config.stream_distribution == "rtmp":
-            raise ConfigError(
-                f'{path}: stream_distribution="rtmp" is not supported yet (rtcdn has no RTMP); '
-                'use stream_distribution="webrtc"'
-            )
+        distribution: Distribution = (
+            RtmpDistribution(self.pushes)
+            if config.stream_distribution == "rtmp"
+            else WebRtcDistribution(self.relays, self.settings.wcs_agent_ssl)
+        )
         self.balancer = Balancer(config, local_address=self._local_address)
-        self.cdn = CdnOrigin(self.streams, self.relays, self.balancer, self.settings.wcs_agent_ssl)
+        self.cdn = CdnOrigin(self.streams, distribution, self.balancer)
         logger.info(
-            "CDN origin: %d edge(s), mode %s: %s",
+            "CDN origin: %d edge(s), mode %s, distribution %s: %s",
             len(config.nodes),
             config.mode,
+            distribution.name,
             ", ".join(f"{n.id}={n.ip}" for n in config.nodes),
         )
 
@@ -198,6 +216,8 @@ class Server:
                         exc.errno, f"cannot listen on {s.bind}:{port} ({scheme}): {exc.strerror}"
                     ) from exc
                 self.urls.append(f"{scheme}://{s.bind}:{port}")
+            for listener in self.listeners:
+                self.urls += await listener.start()
         except BaseException:
             await self.close()
             raise
@@ -228,6 +248,9 @@ class Server:
         await self.wcs.close(SERVER_SHUTDOWN)
         for front_end in self.front_ends:
             await front_end.close()
+        for listener in self.listeners:
+            await listener.close()
+        await self.pushes.close()
         await self.relays.close()
         await asyncio.gather(*(p.close() for p in list(self.media.peers)), return_exceptions=True)
         for runner in reversed(self._runners):

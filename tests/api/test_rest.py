@@ -12,10 +12,10 @@ import jsonschema
 import pytest
 from aiohttp import web
 
-from conftest import make_settings
 from rtcdn.api.rest import OPENAPI, RestApi
 from rtcdn.server import Server
 from rtcdn.stream import EndReason, MediaRecord, MediaState, StreamManager
+from testkit import make_settings
 from wcs_client import WcsClient
 
 DOC: dict[str, Any] = json.loads(OPENAPI.read_text())
@@ -61,6 +61,7 @@ class FakeBackend:
     def __init__(self) -> None:
         self.streams = StreamManager()
         self.relays: list[object] = []
+        self.pushes: list[object] = []
         self.cdn = None
 
 

@@ -8,9 +8,9 @@ from typing import Any
 
 import aiohttp
 
-from conftest import make_settings
 from rtcdn.config import Settings
 from rtcdn.server import Server
+from testkit import make_settings
 from wcs_client import WcsClient, count_frames
 
 
@@ -114,3 +114,47 @@ async def test_no_live_edge_answers_the_origin(tmp_path: Path) -> None:
         assert code == 200 and reply["node"] == "origin" and reply["ws"] == origin.settings.ws_port
     finally:
         await origin.close()
+
+
+async def test_rtmp_distribution_reaches_edges_and_heals(tmp_path: Path) -> None:
+    """stream_distribution="rtmp": the origin pushes over RTMP to each edge's flash port; VP8 and
+    Opus travel as Enhanced RTMP between rtcdn nodes; an edge restarted gets the stream again."""
+    edge = Server(make_settings(codecs=["opus", "vp8", "h264"]), tmp_path / "edge")
+    await edge.start()
+    s = edge.settings
+    config = tmp_path / "origin-conf"
+    config.mkdir()
+    (config / "loadbalancing.xml").write_text(
+        '<loadbalancer stream_distribution="rtmp"><node id="1"><ip>127.0.0.1</ip>'
+        f"<ws>{s.ws_port}</ws><http>{s.http_ports[0]}</http><flash>{s.rtmp_port}</flash></node></loadbalancer>"
+    )
+    settings = make_settings(load_balancing_enabled=True, config_dir=config, codecs=["opus", "vp8"])
+    origin = Server(settings, tmp_path / "origin")
+    await origin.start()
+    base = f"http://127.0.0.1:{origin.settings.http_ports[0]}"
+
+    async def on_edge() -> bool:
+        stream = edge.streams.find("live")
+        return stream is not None and stream.live
+
+    try:
+        async with WcsClient(f"ws://127.0.0.1:{origin.settings.ws_port}") as pub:
+            await pub.publish("live")
+            await until(on_edge)
+            tracks = edge.streams.get_live("live").track_infos()
+            assert (tracks["video"].mime_type, tracks["audio"].mime_type) == ("video/VP8", "audio/opus")
+            code, routes = await get(f"{base}/rest-api/cdn/streams")
+            assert code == 200 and routes[0]["edges"][0]["status"] == "PUBLISHING"
+            async with WcsClient(f"ws://127.0.0.1:{s.ws_port}") as viewer:
+                _, pc, status = await viewer.play("live")
+                assert status is not None and status["status"] == "PLAYING"
+                video = next(r.track for r in pc.getReceivers() if r.track.kind == "video")
+                assert await count_frames(video, 4.0) > 10
+            await edge.close()
+            await until(lambda: _up(origin, "1", False))
+            edge = Server(s, tmp_path / "edge")
+            await edge.start()
+            await until(on_edge, timeout=15)
+    finally:
+        await origin.close()
+        await edge.close()

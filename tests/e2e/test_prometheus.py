@@ -21,7 +21,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from conftest import free_port
+from testkit import free_port
 from wcs_client import WcsClient
 
 from .conftest import rtcdn_process

@@ -14,12 +14,12 @@ from aiohttp import web
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import free_port, make_settings
 from rtcdn.metrics import MetricsEndpoint, merge_families
 from rtcdn.server import Server
 from rtcdn.stream import StreamManager
 from rtcdn.webrtc import _aiortc
 from rtcdn.webrtc.peer import WebRtcCounters
+from testkit import free_port, make_settings
 from wcs_client import WcsClient
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]

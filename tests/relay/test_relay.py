@@ -9,8 +9,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from conftest import free_port, make_settings
 from rtcdn.server import Server
+from testkit import free_port, make_settings
 from wcs_client import WcsClient, count_frames
 
 

@@ -12,9 +12,9 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from conftest import free_port
 from rtcdn.wcs import messages as m
 from rtcdn.wcs.client import AgentError, WcsAgent, agent_url, frame_target
+from testkit import free_port
 
 USER_DATA = {"sessionId": "s1", "authToken": "t1", "status": "ESTABLISHED"}
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import aiohttp
 from aiortc.rtcrtpsender import RTCRtpSender
 
-from conftest import make_settings
 from rtcdn.server import Server
+from testkit import make_settings
 from wcs_client import WcsClient, count_frames
 
 

@@ -17,9 +17,9 @@ from aiortc.rtcrtpreceiver import RTCRtpReceiver
 from aiortc.rtcrtpsender import RTCRtpSender
 from aiortc.rtcrtptransceiver import RTCRtpTransceiver
 
-from conftest import make_settings
 from rtcdn.server import Server
 from rtcdn.webrtc import _aiortc
+from testkit import make_settings
 from wcs_client import WcsClient
 
 

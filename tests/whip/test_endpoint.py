@@ -12,9 +12,9 @@ import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
 
-from conftest import make_settings
 from rtcdn.server import Server
 from rtcdn.webrtc._aiortc import PortRange, patch_gathering
+from testkit import make_settings
 from wcs_client import WcsClient, count_frames
 
 SDP = {"Content-Type": "application/sdp"}

@@ -30,6 +30,29 @@ class RelayControl(Protocol):
     def terminate(self, relay: Any) -> None: ...
 
 
+class PushView(Protocol):
+    @property
+    def finished(self) -> bool: ...
+
+    def record(self) -> dict[str, Any]:
+        """The fields of WCS's ``/push/find``."""
+
+
+class PushControl(Protocol):
+    def startup(
+        self,
+        stream_name: str,
+        rtmp_url: str,
+        full_url: bool = False,
+        retry: bool = True,
+        options: dict[str, Any] | None = None,
+    ) -> PushView: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+    def terminate(self, push: Any) -> None: ...
+
+
 class CdnView(Protocol):
     def routes(self) -> list[dict[str, Any]]: ...
 
@@ -40,6 +63,9 @@ class ApiBackend(Protocol):
 
     @property
     def relays(self) -> RelayControl: ...
+
+    @property
+    def pushes(self) -> PushControl: ...
 
     @property
     def cdn(self) -> CdnView | None: ...

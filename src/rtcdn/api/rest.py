@@ -17,6 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from ..relay import RelayError
+from ..rtmp.push import PushError
 from ..stream import MediaState
 from ..wcs.records import record_fields
 from .backend import ApiBackend
@@ -30,6 +31,7 @@ CORS_HEADERS = {
     "Access-Control-Allow-Headers": "Content-Type",
     "Access-Control-Max-Age": "86400",
 }
+PUSH_FIELDS = ("mediaSessionId", "streamName", "rtmpUrl", "status")
 RELAY_FIELDS = (
     "localMediaSessionId",
     "remoteMediaSessionId",
@@ -76,7 +78,7 @@ async def rest_middleware(request: web.Request, handler: Handler) -> web.StreamR
         response = await handler(request)
     except ApiError as exc:
         response = error_response(exc.status, str(exc))
-    except RelayError as exc:
+    except (RelayError, PushError) as exc:
         response = error_response(exc.status, str(exc))
     except web.HTTPException as exc:
         response = error_response(exc.status, exc.reason)
@@ -177,6 +179,43 @@ class RestApi:
             self.backend.relays.terminate(relay)
         return web.json_response([r.record() for r in found])
 
+    # --- /push --------------------------------------------------------------------------------
+    async def push_startup(self, request: web.Request) -> web.Response:
+        obj = await body(request)
+        name, url = required_text(obj, "streamName", "rtmpUrl")
+        full = obj.get("rtmpTransponderFullUrl", False)
+        options = obj.get("options") or {}
+        if not isinstance(full, bool) or not isinstance(options, dict):
+            raise ApiError(400, "rtmpTransponderFullUrl must be a boolean and options an object")
+        push = self.backend.pushes.startup(name, url, full_url=full, options=options)
+        return web.json_response(push.record())
+
+    def _pushes(self, query: dict[str, Any]) -> list[Any]:
+        return [p for p in self.backend.pushes if matches(p.record(), query)]
+
+    async def push_find_all(self, request: web.Request) -> web.Response:
+        found = self._pushes({})
+        if not found:
+            raise ApiError(404, "no pushes")
+        return web.json_response([p.record() for p in found])
+
+    async def push_find(self, request: web.Request) -> web.Response:
+        found = self._pushes(await body(request))
+        if not found:
+            raise ApiError(404, "no push matches")
+        return web.json_response([p.record() for p in found])
+
+    async def push_terminate(self, request: web.Request) -> web.Response:
+        query = {k: v for k, v in (await body(request)).items() if k in PUSH_FIELDS}
+        if not query:
+            raise ApiError(400, "give mediaSessionId, streamName or rtmpUrl")
+        found = self._pushes(query)
+        if not found:
+            raise ApiError(404, "no push matches")
+        for push in found:
+            self.backend.pushes.terminate(push)
+        return web.json_response([p.record() for p in found])
+
     # --- /stream ----------------------------------------------------------------------------
     def _streams(self, query: dict[str, Any]) -> list[dict[str, Any]]:
         streams = self.backend.streams
@@ -235,6 +274,10 @@ def add_routes(app: web.Application, api: RestApi) -> None:
         "/rest-api/stream/find": api.stream_find,
         "/rest-api/stream/find_all": api.stream_find_all,
         "/rest-api/stream/terminate": api.stream_terminate,
+        "/rest-api/push/startup": api.push_startup,
+        "/rest-api/push/find": api.push_find,
+        "/rest-api/push/find_all": api.push_find_all,
+        "/rest-api/push/terminate": api.push_terminate,
         "/rest-api/cdn/streams": api.cdn_streams,
     }
     for path, handler in routes.items():

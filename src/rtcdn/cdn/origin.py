@@ -1,5 +1,9 @@
 """CdnOrigin: keeps every live local stream pushed to every edge of loadbalancing.xml.
 
+How a stream reaches an edge is the ``distribution`` (``stream_distribution`` in the XML): WebRTC
+relays (:class:`WebRtcDistribution`, ``/pull/push`` to the edge's WebSocket port) or RTMP pushes
+(:class:`RtmpDistribution`, ``/push/startup`` to the edge's ``flash`` port).
+
 One supervisor loop, woken when a stream goes live or an edge comes back, and every
 :data:`TICK` seconds otherwise. A push that fails is retried with a per-(stream, edge) backoff
 (1, 2, 4 s, at most :data:`MAX_BACKOFF`); an edge that comes back up is retried at once.
@@ -11,9 +15,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
+from typing import Any, Protocol
 
-from ..relay import Relay, RelayError, RelayManager
+from ..relay import RelayError, RelayManager
+from ..rtmp.push import PushError, PushManager
 from ..stream import Stream, StreamManager
 from ..tasks import TaskSet
 from .balancer import Balancer
@@ -25,18 +30,80 @@ TICK = 0.5
 MAX_BACKOFF = 4.0
 
 
-class CdnOrigin:
-    """Lifecycle: ``start()`` runs the supervisor; ``close()`` stops it (relays belong to the
-    RelayManager, which the Server closes)."""
+class Delivery(Protocol):
+    """One stream on its way to one edge: a relay or an RTMP push."""
 
-    def __init__(
-        self, streams: StreamManager, relays: RelayManager, balancer: Balancer, secure: bool
-    ) -> None:
+    @property
+    def status(self) -> str: ...
+
+    @property
+    def info(self) -> str: ...
+
+    @property
+    def finished(self) -> bool: ...
+
+    @property
+    def local_media_session_id(self) -> str: ...
+
+
+class Distribution(Protocol):
+    name: str
+
+    def start(self, stream: str, node: Node) -> Delivery:
+        """Start delivering ``stream`` to ``node``; raises ValueError-like refusals as ``RuntimeError``."""
+
+    def unreachable(self, info: str) -> bool:
+        """Does a delivery's ``info`` say the edge could not be reached (then it is marked down)?"""
+
+
+class WebRtcDistribution:
+    """``stream_distribution="webrtc"``: a WebRTC relay to the edge's WebSocket port."""
+
+    name = "webrtc"
+
+    def __init__(self, relays: RelayManager, secure: bool) -> None:
+        self.relays = relays
+        self.secure = secure
+
+    def start(self, stream: str, node: Node) -> Delivery:
+        try:
+            return self.relays.push(node.agent_uri(self.secure), stream, stream)
+        except RelayError as exc:
+            raise RuntimeError(str(exc)) from None
+
+    def unreachable(self, info: str) -> bool:
+        return "Failed to connect" in info
+
+
+class RtmpDistribution:
+    """``stream_distribution="rtmp"``: an RTMP push to ``rtmp://edge:<flash>/live/NAME``. An rtcdn
+    edge announces Enhanced RTMP, so VP8/VP9/Opus reach it without a transcode; a third-party edge
+    gets H.264 + AAC."""
+
+    name = "rtmp"
+
+    def __init__(self, pushes: PushManager) -> None:
+        self.pushes = pushes
+
+    def start(self, stream: str, node: Node) -> Delivery:
+        try:
+            return self.pushes.startup(stream, f"rtmp://{node.ip}:{node.flash}/live", retry=False)
+        except PushError as exc:
+            raise RuntimeError(str(exc)) from None
+
+    def unreachable(self, info: str) -> bool:
+        return "RtmpConnectError" in info or "RtmpTimeout" in info
+
+
+class CdnOrigin:
+    """Lifecycle: ``start()`` runs the supervisor; ``close()`` stops it (the deliveries belong to
+    the RelayManager or PushManager, which the Server closes)."""
+
+    def __init__(self, streams: StreamManager, distribution: Distribution, balancer: Balancer) -> None:
         self._streams = streams
-        self._relays = relays
+        self._distribution = distribution
         self._balancer = balancer
-        self._secure = secure
-        self._pushes: dict[tuple[str, str], Relay] = {}
+        self._pushes: dict[tuple[str, str], Delivery] = {}
         self._retry: dict[tuple[str, str], tuple[float, float]] = {}
         "(stream, node id) → (next attempt, current backoff)"
         self._wake = asyncio.Event()
@@ -90,7 +157,7 @@ class CdnOrigin:
             _, backoff = self._retry.get(key, (0.0, 0.5))
             backoff = min(MAX_BACKOFF, backoff * 2)
             self._retry[key] = (now + backoff, backoff)
-            if "Failed to connect" in relay.info:
+            if self._distribution.unreachable(relay.info):
                 self._balancer.mark_down(node, relay.info)
             logger.info(
                 "cdn: push of %r to edge %s ended: %s %s; again in %.0f s",
@@ -103,8 +170,8 @@ class CdnOrigin:
         if now < self._retry.get(key, (0.0, 0.0))[0]:
             return
         try:
-            self._pushes[key] = self._relays.push(node.agent_uri(self._secure), name, name)
-        except RelayError as exc:
+            self._pushes[key] = self._distribution.start(name, node)
+        except RuntimeError as exc:
             logger.warning("cdn: cannot push %r to edge %s: %s", name, node.id, exc)
 
     def routes(self) -> list[dict[str, Any]]:

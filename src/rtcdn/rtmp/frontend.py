@@ -1,0 +1,107 @@
+"""The RTMP front end: ``rtmp://host:1935/APP/NAME`` publish (OBS, ffmpeg) and play (ffmpeg, VLC).
+
+It is the connection handler of :class:`~rtcdn.rtmp.server.RtmpServer` and a listener of the
+Server. A publish becomes an :class:`~.ingest.RtmpIngest` (the publisher of a stream of that name;
+the app name is not part of the stream name, as in WCS: ``live/cam`` and ``app2/cam`` are the same
+stream ``cam``), a play an :class:`~.egress.RtmpEgress` (a frame player of a live stream, or one
+still connecting). Refusals are the status codes RTMP clients show: ``NetStream.Publish.BadName``
+(name taken), ``NetStream.Play.StreamNotFound``, ``NetStream.Play.Failed`` (no codec the player
+can take).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from ..stream import EndReason, MediaState, NameInUse, NoCommonCodecs, StreamManager, StreamNotFound
+from ..tasks import TaskSet
+from .config import RtmpConfig
+from .connection import PlayOutput, PublishSink, RtmpServerConnection
+from .egress import RtmpEgress
+from .errors import RtmpRefused
+from .ingest import RtmpIngest
+from .server import RtmpServer
+
+logger = logging.getLogger(__name__)
+
+CONFIG = RtmpConfig(video_fourccs=("avc1", "vp08", "vp09"), audio_fourccs=("Opus", "mp4a"))
+"What rtcdn forwards to WebRTC without a video transcode (E-RTMP VP8/VP9/Opus: rtcdn to rtcdn)."
+
+
+class RtmpFrontEnd:
+    """Lifecycle: :meth:`start` listens on ``host:port``; :meth:`close` ends every publish and play
+    and closes every connection."""
+
+    def __init__(self, streams: StreamManager, host: str, port: int, play_wait: float = 10.0) -> None:
+        self.streams = streams
+        self.host = host
+        self.port = port
+        self.play_wait = play_wait
+        self.server = RtmpServer(self, CONFIG)
+        self.publishers: set[RtmpIngest] = set()
+        self.players: set[RtmpEgress] = set()
+        self._tasks = TaskSet("rtmp")
+
+    async def start(self) -> list[str]:
+        await self.server.start(self.host, self.port)
+        return [f"rtmp://{self.host}:{self.server.port}"]
+
+    async def close(self) -> None:
+        for player in list(self.players):
+            player.end(MediaState.ENDED, EndReason.SHUTDOWN)
+        await self.server.close()  # every publisher's on_end runs: their close is spawned
+        for ingest in list(self.publishers):
+            self._ingest_ended(ingest)
+        await self._tasks.wait_idle(timeout=5.0)
+        await self._tasks.close()
+
+    # --- RtmpHandler ----------------------------------------------------------------------------
+    async def on_connect(self, conn: RtmpServerConnection, app: str, query: dict[str, str]) -> None:
+        if not app:
+            raise RtmpRefused(
+                "NetConnection.Connect.Rejected", "an application name is required (rtmp://host/live)"
+            )
+
+    async def on_publish(
+        self, conn: RtmpServerConnection, app: str, name: str, query: dict[str, str]
+    ) -> PublishSink:
+        if not name:
+            raise RtmpRefused("NetStream.Publish.BadName", "the stream name is empty")
+        try:
+            ingest = RtmpIngest(self.streams, name, app, conn.peer, conn.close, self._ingest_ended)
+        except NameInUse:
+            raise RtmpRefused("NetStream.Publish.BadName", f"Stream name is already in use: {name}") from None
+        self.streams.sessions.add(ingest)
+        self.publishers.add(ingest)
+        return ingest
+
+    def _ingest_ended(self, ingest: RtmpIngest) -> None:
+        self.streams.sessions.discard(ingest)
+        if ingest in self.publishers:
+            self.publishers.discard(ingest)
+            self._tasks.spawn(ingest.close(), f"close:{ingest.name}")
+
+    async def on_play(
+        self, conn: RtmpServerConnection, app: str, name: str, query: dict[str, str], out: PlayOutput
+    ) -> None:
+        try:
+            stream = await self.streams.acquire(name, self.play_wait)
+        except StreamNotFound:
+            raise RtmpRefused("NetStream.Play.StreamNotFound", f"Stream not found: {name}") from None
+        try:
+            player = RtmpEgress(stream, out, out.fourccs, conn.peer, on_end=self._player_ended)
+        except NoCommonCodecs as exc:
+            raise RtmpRefused("NetStream.Play.Failed", str(exc)) from None
+        out.on_close = lambda reason: player.end(MediaState.ENDED, EndReason.CLIENT_STOP, reason)
+        self.players.add(player)
+        self.streams.sessions.add(player)
+        stream.add_player(player)
+        logger.info("rtmp %r: playing to %s", name, conn.peer)
+
+    def _player_ended(self, player: RtmpEgress, reason: EndReason) -> None:
+        self.streams.sessions.discard(player)
+        if player in self.players:
+            self.players.discard(player)
+            self._tasks.spawn(player.close(), f"close-player:{player.name}")
+        if isinstance(player.output, PlayOutput):
+            player.output.close("NetStream.Play.Stop", f"stream {player.name} ended: {reason.value}")
