@@ -6,7 +6,7 @@ WEBSDK := web/node_modules/@flashphoner/websdk/package.json
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ARGS ?=
 
-.PHONY: run install test check lint chromium prometheus janus bench clean
+.PHONY: run install test check lint chromium ffmpeg prometheus janus bench clean
 
 $(BIN)/rtcdn: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ run: install
 chromium:
 	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; }
 
+# Debian's ffmpeg (5.1): the RTMP publisher and player of tests/rtmp and tests/e2e/test_rtmp_pages.py, and bench/rtmp.py
+ffmpeg:
+	@command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends ffmpeg; }
+
 # Debian's Prometheus server, which tests/e2e/test_prometheus.py starts on a loopback address
 prometheus:
 	@command -v prometheus >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends prometheus; $(SUDO) systemctl disable --now prometheus >/dev/null 2>&1 || true; }
@@ -39,7 +43,7 @@ check: $(VENV)/.dev
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
-test: $(VENV)/.dev $(WEBSDK) chromium prometheus check
+test: $(VENV)/.dev $(WEBSDK) chromium ffmpeg prometheus check
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 $(VENV)/.bench: $(VENV)/.dev
