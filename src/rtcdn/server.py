@@ -89,6 +89,14 @@ class Server:
             codecs=settings.streaming_codecs,
             connect_timeout=settings.webrtc_connect_timeout_ms / 1000,
         )
+        self.relays = RelayManager(
+            self.streams,
+            self.media,
+            use_ssl=settings.wcs_agent_ssl,
+            ssl_context=client_context(settings.wcs_agent_ssl_verify, settings.wcs_agent_ssl_ca_file),
+            local_address=self._local_address,
+        )
+        self.pushes = PushManager(self.streams)
         self.wcs = WcsFrontEnd(
             self.streams,
             self.media,
@@ -98,15 +106,8 @@ class Server:
                 ping_probes=settings.keep_alive_probes,
                 keepalive_enabled=settings.keep_alive_enabled,
             ),
+            republish=lambda name, url: self.pushes.startup(name, url),
         )
-        self.relays = RelayManager(
-            self.streams,
-            self.media,
-            use_ssl=settings.wcs_agent_ssl,
-            ssl_context=client_context(settings.wcs_agent_ssl_verify, settings.wcs_agent_ssl_ca_file),
-            local_address=self._local_address,
-        )
-        self.pushes = PushManager(self.streams)
         self.cpu = CpuMeter()
         self.balancer: Balancer | None = None
         self.cdn: CdnOrigin | None = None

@@ -99,3 +99,25 @@ async def test_push_errors_and_retry(pair: tuple[Server, Server]) -> None:
     # the publisher left: every push ends, the remote stream with it
     await until(lambda: all(p.finished for p in a.pushes) and b.streams.find("cam") is None)
     assert {p.info for p in a.pushes if p.target.startswith(url)} == {"Stopped by publisher stop"}
+
+
+async def test_rtmp_url_in_publish_stream_republishes(pair: tuple[Server, Server]) -> None:
+    """The WebSDK's publishStream may carry rtmpUrl: the stream is pushed there once it is live."""
+    import uuid
+
+    from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
+
+    from rtcdn.wcs import messages as m
+
+    a, b = pair
+    async with WcsClient(f"ws://127.0.0.1:{a.settings.ws_port}/") as publisher:
+        pc = publisher.new_pc()
+        for track in (AudioStreamTrack(), VideoStreamTrack()):
+            pc.addTransceiver(track, direction="sendonly")
+        payload = m.stream_payload(str(uuid.uuid4()), "sdk", True, await publisher._offer(pc))
+        payload["rtmpUrl"] = f"rtmp://127.0.0.1:{b.settings.rtmp_port}/live"
+        status = await publisher._request("publishStream", payload, pc, m.PUBLISHING, True)
+        assert status is not None and status["status"] == "PUBLISHING"
+        await until(lambda: b.streams.find("sdk") is not None and b.streams.find("sdk").live)  # type: ignore[union-attr]
+        code, found = await rest(a, "find", {"streamName": "sdk"})
+        assert code == 200 and found[0]["rtmpUrl"] == payload["rtmpUrl"]

@@ -10,7 +10,7 @@ from aiohttp import web
 from ..stream import StreamManager
 from ..webrtc import MediaConfig
 from .messages import MAX_FRAME_BYTES
-from .session import SignalingSettings, WcsSession
+from .session import Republish, SignalingSettings, WcsSession
 
 logger = logging.getLogger(__name__)
 
@@ -21,10 +21,17 @@ class WcsFrontEnd:
     Lifecycle: :meth:`app` is served on the ws/wss ports; :meth:`close` tells every client why
     (e.g. ``Server shutdown``) and waits for their sessions to end."""
 
-    def __init__(self, streams: StreamManager, media: MediaConfig, signaling: SignalingSettings) -> None:
+    def __init__(
+        self,
+        streams: StreamManager,
+        media: MediaConfig,
+        signaling: SignalingSettings,
+        republish: Republish | None = None,
+    ) -> None:
         self.streams = streams
         self.media = media
         self.signaling = signaling
+        self.republish = republish
         self.sessions: dict[str, WcsSession] = {}
 
     def app(self) -> web.Application:

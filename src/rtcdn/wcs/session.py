@@ -44,6 +44,11 @@ class SignalingSettings:
     keepalive_enabled: bool = True
 
 
+Republish = Callable[[str, str], object]
+"""``republish(stream_name, rtmp_url)``: push a stream to an RTMP server once it is published (the
+``rtmpUrl`` of ``publishStream``); raises when refused."""
+
+
 class SessionHost(Protocol):
     """What a session needs (declared here, implemented by :class:`.handler.WcsFrontEnd`)."""
 
@@ -51,6 +56,7 @@ class SessionHost(Protocol):
     media: MediaConfig
     signaling: SignalingSettings
     sessions: dict[str, WcsSession]
+    republish: Republish | None
 
 
 _MEDIA_STATES = {
@@ -282,7 +288,9 @@ class WcsSession:
     def _on_publishStream(self, payload: Any) -> None:
         handle = self._new_handle(payload, True)
         if handle is not None:
-            handle.task = self.tasks.spawn(self._publish(handle, payload.get("sdp")), f"publish:{handle.id}")
+            rtmp_url = m.text_field(payload, "rtmpUrl")
+            task = self._publish(handle, payload.get("sdp"), rtmp_url)
+            handle.task = self.tasks.spawn(task, f"publish:{handle.id}")
 
     def _on_playStream(self, payload: Any) -> None:
         handle = self._new_handle(payload, False)
@@ -294,7 +302,7 @@ class WcsSession:
             offer if isinstance(offer, str) else "", lambda sdp: self.send("setRemoteSDP", h.id, sdp)
         )
 
-    async def _publish(self, h: MediaHandle, offer: Any) -> None:
+    async def _publish(self, h: MediaHandle, offer: Any, rtmp_url: str | None = None) -> None:
         peer = h.peer
         assert isinstance(peer, WebRtcPublisher)
         peer.on_end = lambda reason: self._end(h, m.UNPUBLISHED, END_INFO[reason])
@@ -311,6 +319,11 @@ class WcsSession:
             "session %s: publishing %r (%s)", self.id, h.name, ", ".join(t.mime_type for t in peer.tracks)
         )
         self._status_of(h)
+        if rtmp_url and self.host.republish is not None:
+            try:
+                self.host.republish(h.name, rtmp_url)
+            except Exception as exc:  # a refusal (bad URL, already pushed) must not end the publish
+                self._log.warning("session %s: cannot republish %r to %s: %s", self.id, h.name, rtmp_url, exc)
 
     async def _play(self, h: MediaHandle, offer: Any) -> None:
         peer = h.peer
