@@ -6,7 +6,7 @@ WEBSDK := web/node_modules/@flashphoner/websdk/package.json
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ARGS ?=
 
-.PHONY: run install test check lint chromium ffmpeg prometheus janus bench clean
+.PHONY: run install test check lint chromium ffmpeg nginx-rtmp prometheus janus bench clean
 
 $(BIN)/rtcdn: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,12 @@ chromium:
 ffmpeg:
 	@command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends ffmpeg; }
 
+# Debian's nginx with libnginx-mod-rtmp: the third-party RTMP server of tests/e2e/test_rtmp_nginx.py, which runs
+# its own nginx on a loopback address; the package's service is disabled and stopped (nothing on port 80)
+nginx-rtmp:
+	@[ -x /usr/sbin/nginx ] && [ -e /usr/lib/nginx/modules/ngx_rtmp_module.so ] || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends nginx libnginx-mod-rtmp && { $(SUDO) systemctl disable --now nginx >/dev/null 2>&1 || true; }; }
+	@[ ! -s /run/nginx.pid ] || { $(SUDO) /usr/sbin/nginx -s quit 2>/dev/null; sleep 1; } || true
+
 # Debian's Prometheus server, which tests/e2e/test_prometheus.py starts on a loopback address
 prometheus:
 	@command -v prometheus >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends prometheus; $(SUDO) systemctl disable --now prometheus >/dev/null 2>&1 || true; }
@@ -43,7 +49,7 @@ check: $(VENV)/.dev
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
-test: $(VENV)/.dev $(WEBSDK) chromium ffmpeg prometheus check
+test: $(VENV)/.dev $(WEBSDK) chromium ffmpeg nginx-rtmp prometheus check
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 $(VENV)/.bench: $(VENV)/.dev

@@ -146,6 +146,15 @@ class Settings:
             "rtmp.port", _port, "RTMP: publish from OBS/ffmpeg, play with ffmpeg/VLC (0 = off)", "--rtmp-port"
         ),
     )
+    rtmp_transcode_video: bool = setting(
+        False,
+        Key(
+            "rtmp_transcode_video",
+            _bool,
+            "VP8/VP9 streams go to RTMP players and pushes transcoded to H.264 (CPU: see README) "
+            "instead of being refused",
+        ),
+    )
     http_ports: list[int] = setting(
         [8081, 9091],
         Key(

@@ -96,7 +96,7 @@ class Server:
             ssl_context=client_context(settings.wcs_agent_ssl_verify, settings.wcs_agent_ssl_ca_file),
             local_address=self._local_address,
         )
-        self.pushes = PushManager(self.streams)
+        self.pushes = PushManager(self.streams, transcode_video=settings.rtmp_transcode_video)
         self.wcs = WcsFrontEnd(
             self.streams,
             self.media,
@@ -137,7 +137,10 @@ class Server:
             )
         self.listeners: list[Listener] = []
         if settings.rtmp_port:
-            self.listeners.append(RtmpFrontEnd(self.streams, settings.bind, settings.rtmp_port))
+            rtmp = RtmpFrontEnd(
+                self.streams, settings.bind, settings.rtmp_port, transcode_video=settings.rtmp_transcode_video
+            )
+            self.listeners.append(rtmp)
         self._runners: list[web.AppRunner] = []
         self._closed = False
         self.urls: list[str] = []

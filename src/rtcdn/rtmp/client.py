@@ -71,7 +71,7 @@ class RtmpClient:
         self.on_close: Callable[[str], None] | None = None
         self.close_reason: str | None = None
         self.sender: MediaSender | None = None
-        self._reader_chunks = ChunkReader()
+        self._reader_chunks = ChunkReader(max_chunk_size=0x7FFFFFFF)  # any chunk size from a server we chose
         self._writer_chunks = ChunkWriter()
         self._ack = chunk.AckWindow()
         self._window_sent = 0
@@ -156,7 +156,7 @@ class RtmpClient:
         self.send_message(command("publish", 0, None, name, kind, stream_id=self.stream_id))
         level, code, description = await self._wait(waiter, "publish")
         if level == "error" or code != "NetStream.Publish.Start":
-            raise RtmpRefused(code, description)
+            raise RtmpRefused(code or "NetStream.Publish.Failed", description or f"{level} status")
         video, audio, stall = self._limits
         self.sender = MediaSender(
             self, self.stream_id, video_queue_bytes=video, audio_queue_bytes=audio, stall_timeout=stall
@@ -258,6 +258,8 @@ class RtmpClient:
                     self.send_message(chunk.acknowledgement(seq))
         except (RtmpError, amf0.AmfError) as exc:
             reason = f"protocol error from the server: {exc}"
+        except ConnectionError:  # reset: a server that closes with our data unread resets
+            reason = "the server closed the connection (reset)"
         except OSError as exc:
             reason = f"socket error: {exc}"
         self._lost(reason)
@@ -286,12 +288,17 @@ class RtmpClient:
                     if cmd.name == "_result":
                         fut.set_result(values)
                     else:
-                        fut.set_exception(RtmpRefused(*_info(values)))
+                        code, description = _info(values)
+                        fut.set_exception(
+                            RtmpRefused(code or "_error", description or "the server refused it")
+                        )
             elif cmd.name == "onStatus":
                 info = next((v for v in values if isinstance(v, dict)), {})
                 level = str(info.get("level", ""))
                 code, description = _info(values)
                 waiter = self._statuses.pop(msg.stream_id, None)
+                if waiter is None and msg.stream_id == 0 and len(self._statuses) == 1:  # status on stream 0
+                    waiter = self._statuses.pop(next(iter(self._statuses)))
                 if waiter is not None and not waiter.done():
                     waiter.set_result((level, code, description))
                 elif level == "error":

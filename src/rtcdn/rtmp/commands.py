@@ -40,13 +40,17 @@ class Command:
 
 
 def parse_command(msg: Message) -> Command:
-    """A command message → :class:`Command`; raises ``AmfError`` or :class:`RtmpProtocolError`."""
+    """A command message → :class:`Command`; raises ``AmfError`` or :class:`RtmpProtocolError`.
+    A missing transaction id reads as 0 (FFmpeg's ``-listen`` server sends a bare ``onFCPublish``)."""
     payload = msg.payload[1:] if msg.type_id == COMMAND_AMF3 and msg.payload[:1] == b"\x00" else msg.payload
     values = amf0.decode(payload)
-    if len(values) < 2 or not isinstance(values[0], str) or not isinstance(values[1], float):
-        raise RtmpProtocolError("malformed command: it does not start with a name and a transaction id")
-    rest = values[2:]
-    return Command(values[0], values[1], rest[0] if rest else None, tuple(rest[1:]), msg.stream_id)
+    if not values or not isinstance(values[0], str):
+        raise RtmpProtocolError("malformed command: it does not start with a name")
+    name, rest = values[0], values[1:]
+    transaction = 0.0
+    if rest and isinstance(rest[0], float):
+        transaction, rest = rest[0], rest[1:]
+    return Command(name, transaction, rest[0] if rest else None, tuple(rest[1:]), msg.stream_id)
 
 
 def command(name: str, transaction: float, obj: object = None, *args: object, stream_id: int = 0) -> Message:

@@ -32,6 +32,7 @@ from .commands import (
     parse_command,
     server_capabilities,
     split_name,
+    status,
 )
 from .config import RtmpConfig
 from .errors import RtmpError, RtmpRefused, RtmpTimeout
@@ -114,13 +115,18 @@ class RtmpServerConnection:
     def closed(self) -> bool:
         return self.state == "closed"
 
-    def close(self, reason: str = "closed by the server") -> None:
+    def close(self, reason: str = "closed by the server", code: str | None = None) -> None:
         """End the connection (from any task, or from a handler callback): the teardown runs in
-        the connection's own task."""
+        the connection's own task. With ``code`` (e.g. ``NetStream.Publish.Failed``), each publish
+        and play first gets an error onStatus with ``reason`` as its description."""
         if self.close_reason is None:
             self.close_reason = reason
         if self.state == "closed":  # the teardown is running (and bounded by close_timeout)
             return
+        if code is not None:
+            for st in self._streams.values():
+                if st.mode:
+                    self.send_message(on_status(st.id, "error", code, reason))
         if self._task is not None and not self._task.done() and self._task is not asyncio.current_task():
             self._task.cancel()
         elif self._task is None:
@@ -164,7 +170,7 @@ class RtmpServerConnection:
         self.state = "closed"
         try:
             for st in list(self._streams.values()):
-                st.end(reason, self.send_message)
+                st.end(reason, None)  # players get NetStream.Play.Stop, publishers nothing
             self._streams.clear()
             self.writer.close()
             async with asyncio.timeout(self.config.close_timeout):
@@ -235,26 +241,12 @@ class RtmpServerConnection:
 
     def _error(self, cmd: Command, code: str, description: str) -> None:
         if cmd.transaction:  # a transaction id 0 expects no answer (FFmpeg fails on unexpected _error)
-            self.send_message(
-                command(
-                    "_error",
-                    cmd.transaction,
-                    None,
-                    {"level": "error", "code": code, "description": description},
-                )
-            )
+            self.send_message(command("_error", cmd.transaction, None, status("error", code, description)))
 
     async def _command(self, cmd: Command) -> None:
         name = cmd.name
-        logger.debug(
-            "rtmp %s: %s #%g on stream %d: %r %r",
-            self.peer,
-            name,
-            cmd.transaction,
-            cmd.stream_id,
-            cmd.obj,
-            cmd.args,
-        )
+        logger.debug("rtmp %s: %s #%g on stream %d: %r %r", self.peer, name, cmd.transaction, cmd.stream_id,
+                     cmd.obj, cmd.args)  # fmt: skip
         if name == "connect":
             await self._connect(cmd)
             return
@@ -323,14 +315,12 @@ class RtmpServerConnection:
             if not self.app:
                 raise RtmpRefused("NetConnection.Connect.Rejected", "no application name in connect")
             await self.handler.on_connect(self, self.app, dict(self.app_query))
-        except RtmpRefused as exc:
+        except Exception as exc:
+            if not isinstance(exc, RtmpRefused):
+                logger.exception("rtmp %s: on_connect of %r failed", self.peer, self.app)
+                exc = RtmpRefused("NetConnection.Connect.Failed", "internal server error")
             self.send_message(
-                command(
-                    "_error",
-                    cmd.transaction,
-                    None,
-                    {"level": "error", "code": exc.code, "description": exc.description},
-                )
+                command("_error", cmd.transaction, None, status("error", exc.code, exc.description))
             )
             raise _Close(f"connect refused: {exc}") from None
         cfg = self.config
@@ -342,13 +332,8 @@ class RtmpServerConnection:
         props: dict[str, object] = {"fmsVer": FMS_VERSION, "capabilities": 31.0, "mode": 1.0}
         if self.capabilities.enhanced:
             props.update(server_capabilities(cfg.video_fourccs, cfg.audio_fourccs, cfg.caps_ex))
-        encoding = params.get("objectEncoding", 0.0)
-        info = {
-            "level": "status",
-            "code": "NetConnection.Connect.Success",
-            "description": "Connection succeeded.",
-            "objectEncoding": encoding if isinstance(encoding, float) else 0.0,
-        }
+        # objectEncoding 0: AMF0 only, even for a client that offers AMF3
+        info = status("status", "NetConnection.Connect.Success", "Connection succeeded.", objectEncoding=0.0)
         self.send_message(command("_result", cmd.transaction, props, info))
         self.state = "connected"
         logger.info("rtmp %s: connected to %r (%s)", self.peer, self.app, params.get("flashVer", "?"))
@@ -382,6 +367,9 @@ class RtmpServerConnection:
             sink = await self.handler.on_publish(self, self.app, name, query)
         except RtmpRefused as exc:
             raise self._refuse(st.id, exc.code, exc.description) from None
+        except Exception:
+            logger.exception("rtmp %s: on_publish of %s failed", self.peer, name)
+            raise self._refuse(st.id, "NetStream.Publish.Failed", "internal server error") from None
         st.mode, st.name, st.sink, st.published = "publish", name, sink, True
         self.send_message(chunk.user_control(chunk.STREAM_BEGIN, st.id))
         self.send_message(
@@ -397,9 +385,12 @@ class RtmpServerConnection:
         out = PlayOutput(self, st.id, name, query)
         try:
             await self.handler.on_play(self, self.app, name, query, out)
-        except RtmpRefused as exc:
+        except Exception as exc:
             out.closed = True
-            raise self._refuse(st.id, exc.code, exc.description) from None
+            if isinstance(exc, RtmpRefused):
+                raise self._refuse(st.id, exc.code, exc.description) from None
+            logger.exception("rtmp %s: on_play of %s failed", self.peer, name)
+            raise self._refuse(st.id, "NetStream.Play.Failed", "internal server error") from None
         st.mode, st.name, st.output = "play", name, out
         out.start()
         logger.info("rtmp %s: playing %s/%s", self.peer, self.app, name)
@@ -407,7 +398,8 @@ class RtmpServerConnection:
     def _stop(self, cmd: Command) -> None:
         if cmd.name == "deleteStream":
             sid = cmd.arg(0, float)
-            st = self._streams.pop(int(sid), None) if isinstance(sid, float) else None
+            valid = isinstance(sid, float) and 0 < sid < 1 << 32
+            st = self._streams.pop(int(sid), None) if isinstance(sid, float) and valid else None
         elif cmd.name == "closeStream":
             st = self._streams.get(cmd.stream_id)
         else:  # FCUnpublish(name)
@@ -430,4 +422,8 @@ class RtmpServerConnection:
             if late or not msg.payload or msg.type_id in (chunk.DATA_AMF0, chunk.DATA_AMF3):
                 return
             raise self._refuse(msg.stream_id, "NetStream.Publish.Failed", "media before publish")
-        st.deliver(msg, f"{self.peer} {self.app}")
+        try:
+            st.deliver(msg, f"{self.peer} {self.app}")
+        except Exception:
+            logger.exception("rtmp %s: the sink of %s failed", self.peer, st.name)
+            raise self._refuse(st.id, "NetStream.Publish.Failed", "internal server error") from None

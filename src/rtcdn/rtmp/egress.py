@@ -19,7 +19,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Collection, Mapping
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ..rtp import RtpSink
 from ..rtp.frame import Frame
@@ -27,6 +27,9 @@ from ..stream import EndReason, FrameSink, MediaRecord, MediaState, NoCommonCode
 from ..transcode.audio import AudioTranscoder
 from .codecs import AvcConfig, OpusHead, join_avcc
 from .flv import AudioPacketType, AudioTag, FrameType, PacketType, VideoTag, build_audio, build_video
+
+if TYPE_CHECKING:
+    from ..transcode.video import VideoTranscoder
 
 logger = logging.getLogger(__name__)
 
@@ -46,20 +49,24 @@ class RtmpOutput(Protocol):
     def send_metadata(self, meta: Mapping[str, object]) -> object: ...
 
 
-def check_playable(stream: Stream, fourccs: Collection[str]) -> None:
-    """:class:`NoCommonCodecs` unless the peer can take the stream's video without a transcode."""
+def check_playable(stream: Stream, fourccs: Collection[str], transcode_video: bool = False) -> bool:
+    """Can the peer take the stream's video? False: as it is; True: only transcoded to H.264
+    (``transcode_video``); :class:`NoCommonCodecs` when it cannot take it at all."""
     video = stream.track_infos().get("video")
     if video is None:
-        return
+        return False
     codec = video.codec_name.lower()
     if codec == "h264":
-        return
+        return False
     fourcc = _FOURCC.get(codec)
-    if fourcc is None or fourcc not in fourccs:
-        raise NoCommonCodecs(
-            f"{video.mime_type} cannot be sent over RTMP to this peer (it announced no Enhanced RTMP "
-            f"{fourcc or codec}); publish H.264 for RTMP players"
-        )
+    if fourcc is not None and fourcc in fourccs:
+        return False
+    if transcode_video and codec in ("vp8", "vp9"):
+        return True
+    raise NoCommonCodecs(
+        f"{video.mime_type} cannot be sent over RTMP to this peer (it announced no Enhanced RTMP "
+        f"{fourcc or codec}); publish H.264 for RTMP players, or set rtmp_transcode_video=true"
+    )
 
 
 class RtmpEgress:
@@ -73,8 +80,9 @@ class RtmpEgress:
         remote: str,
         protocol: str = "rtmp",
         on_end: Callable[[RtmpEgress, EndReason], None] | None = None,
+        transcode_video: bool = False,
     ) -> None:
-        check_playable(stream, fourccs)
+        transcode = check_playable(stream, fourccs, transcode_video)
         self.id = uuid.uuid4().hex
         self.stream = stream
         self.name = stream.name
@@ -89,9 +97,14 @@ class RtmpEgress:
         tracks = stream.track_infos()
         self._opus_passthrough = "Opus" in fourccs
         self._transcoder: AudioTranscoder | None = None
+        self._video_transcoder: VideoTranscoder | None = None
         self._sinks: dict[str, FrameSink] = {}
         if "video" in tracks:
             self._sinks["video"] = self._on_video
+            if transcode:
+                from ..transcode.video import VideoTranscoder  # only when a VP8/VP9 stream needs it
+
+                self._video_transcoder = VideoTranscoder(tracks["video"].codec_name.lower(), "h264")
         audio = tracks.get("audio")
         if audio is not None and audio.codec_name.lower() == "opus":
             if not self._opus_passthrough:
@@ -160,6 +173,8 @@ class RtmpEgress:
     async def close(self) -> None:
         if self._transcoder is not None:
             await self._transcoder.close()
+        if self._video_transcoder is not None:
+            await self._video_transcoder.close()
 
     # --- frames → tags ------------------------------------------------------------------------
     def _ms(self, pts: float) -> int:
@@ -169,6 +184,9 @@ class RtmpEgress:
 
     def _on_video(self, frame: Frame) -> None:
         if self.state is not MediaState.PLAYING:
+            return
+        if self._video_transcoder is not None and frame.codec != "h264":
+            self._video_transcoder.push(frame).add_done_callback(self._transcoded_video)
             return
         ts = self._ms(frame.pts)
         frame_type = FrameType.KEY if frame.keyframe else FrameType.INTER
@@ -196,6 +214,11 @@ class RtmpEgress:
         data = join_avcc(n for n in nalus if n[0] & 0x1F not in (7, 8))
         self._send_video(ts, build_video(VideoTag("avc1", frame_type, PacketType.CODED_FRAMES, 0, data)))
 
+    def _transcoded_video(self, future: asyncio.Future[list[Frame]]) -> None:
+        if not future.cancelled() and future.exception() is None:
+            for frame in future.result():
+                self._on_video(frame)
+
     def _send_video(self, ts: int, body: bytes) -> None:
         self.tags += 1
         self.output.send_video(ts, body)
@@ -204,8 +227,7 @@ class RtmpEgress:
         if self.state is not MediaState.PLAYING or self._base is None:
             return  # audio waits for the first video frame (or stays unsent without video)
         if self._transcoder is not None:
-            future = self._transcoder.push(frame)
-            future.add_done_callback(lambda f: self._send_aac(f.result() if not f.exception() else []))
+            self._transcoder.push(frame).add_done_callback(self._transcoded_audio)
             return
         ts = self._ms(frame.pts)
         if frame.codec == "opus":
@@ -222,10 +244,12 @@ class RtmpEgress:
             tag = AudioTag(frame.codec, AudioPacketType.CODED_FRAMES, frame.payload[0], 8000, 1)
             self.output.send_audio(ts, build_audio(tag))
 
-    def _send_aac(self, frames: list[Frame]) -> None:
+    def _transcoded_audio(self, future: asyncio.Future[list[Frame]]) -> None:
         if self.state is not MediaState.PLAYING or self._transcoder is None:
             return
-        for frame in frames:
+        if future.cancelled() or future.exception() is not None:
+            return
+        for frame in future.result():
             ts = self._ms(frame.pts)
             if not self._audio_header_sent:
                 self._audio_header_sent = True

@@ -32,8 +32,16 @@ class RtmpFrontEnd:
     """Lifecycle: :meth:`start` listens on ``host:port``; :meth:`close` ends every publish and play
     and closes every connection."""
 
-    def __init__(self, streams: StreamManager, host: str, port: int, play_wait: float = 10.0) -> None:
+    def __init__(
+        self,
+        streams: StreamManager,
+        host: str,
+        port: int,
+        play_wait: float = 10.0,
+        transcode_video: bool = False,
+    ) -> None:
         self.streams = streams
+        self.transcode_video = transcode_video
         self.host = host
         self.port = port
         self.play_wait = play_wait
@@ -89,7 +97,14 @@ class RtmpFrontEnd:
         except StreamNotFound:
             raise RtmpRefused("NetStream.Play.StreamNotFound", f"Stream not found: {name}") from None
         try:
-            player = RtmpEgress(stream, out, out.fourccs, conn.peer, on_end=self._player_ended)
+            player = RtmpEgress(
+                stream,
+                out,
+                out.fourccs,
+                conn.peer,
+                on_end=self._player_ended,
+                transcode_video=self.transcode_video,
+            )
         except NoCommonCodecs as exc:
             raise RtmpRefused("NetStream.Play.Failed", str(exc)) from None
         out.on_close = lambda reason: player.end(MediaState.ENDED, EndReason.CLIENT_STOP, reason)

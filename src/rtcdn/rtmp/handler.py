@@ -29,7 +29,13 @@ logger = logging.getLogger(__name__)
 
 
 class PublishSink(Protocol):
-    """Where a publisher's media goes (the handler's object); called in the connection's task."""
+    """Where a publisher's media goes (the handler's object); called in the connection's task.
+
+    ``timestamp_ms`` is the message timestamp extended past the 32-bit wrap (audio and video share
+    it and interleave, so it may step back a little). Every parsed tag arrives, including those a
+    consumer ignores: command frames (``codec == ""``), video Metadata (colorInfo, FFmpeg 9 sends it
+    with HEVC/VP9/AV1), audio MultichannelConfig (FFmpeg 9 sends it after the Opus OpusHead), end
+    of sequence; an unknown codec arrives as ``"unknown:<id>"`` for the sink to refuse."""
 
     def on_video(self, timestamp_ms: int, tag: VideoTag) -> None: ...
     def on_audio(self, timestamp_ms: int, tag: AudioTag) -> None: ...
@@ -52,8 +58,9 @@ class RtmpHandler(Protocol):
 
 class PlayOutput(MediaSender):
     """What a player receives: ``send_video`` / ``send_audio`` (FLV tag bodies) / ``send_metadata``,
-    never blocking (drops counted in ``stats``). ``fourccs`` / ``accepts()``: the player's E-RTMP
-    capabilities (empty for a legacy player: send it only legacy AVC + AAC). ``on_close(reason)``
+    never blocking (drops counted in ``stats``). ``fourccs`` / ``accepts()``: the E-RTMP codecs the
+    player announced in connect (empty for a legacy player; FFmpeg 9 announces nothing as a player
+    yet decodes enhanced HEVC/Opus tags: what to send is the handler's choice). ``on_close(reason)``
     fires once when the player goes away, whoever closed it; :meth:`close` ends the play."""
 
     def __init__(self, conn: RtmpServerConnection, stream_id: int, name: str, query: dict[str, str]) -> None:
@@ -81,7 +88,7 @@ class PlayOutput(MediaSender):
 
     def start(self) -> None:
         """StreamBegin, NetStream.Play.Reset/Start, ``|RtmpSampleAccess`` (once, before any media)."""
-        if self._started:
+        if self._started or self.closed:
             return
         self._started = True
         sid, conn = self.stream_id, self.conn
@@ -105,11 +112,12 @@ class PlayOutput(MediaSender):
         self.conn.close(description or code)
 
     def finish(self, code: str, description: str) -> None:
+        """The last status (once; StreamEOF too if the play had started)."""
         if self.closed:
             return
         self.closed = True
+        self.conn.send_message(on_status(self.stream_id, "status", code, description or code))
         if self._started:
-            self.conn.send_message(on_status(self.stream_id, "status", code, description or code))
             self.conn.send_message(chunk.user_control(chunk.STREAM_EOF, self.stream_id))
 
     def ended(self, reason: str) -> None:

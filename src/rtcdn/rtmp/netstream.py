@@ -84,7 +84,8 @@ class NetStream:
     def end(
         self, reason: str, send: Callable[[Message], None] | None, code: str = "NetStream.Play.Stop"
     ) -> None:
-        """End the publish or play (once): tell the client with ``send`` when it is still there."""
+        """End the publish or play (once). A player gets the status ``code``; a publisher
+        NetStream.Unpublish.Success through ``send``, if given (when the client asked for the end)."""
         sink, out = self.sink, self.output
         self.mode, self.sink, self.output = "", None, None
         if sink is not None:

@@ -128,8 +128,9 @@ def target_url(rtmp_url: str, stream_name: str, full_url: bool) -> str:
 class PushManager:
     """Every push of a node; owned by the Server, closed on shutdown."""
 
-    def __init__(self, streams: StreamManager) -> None:
+    def __init__(self, streams: StreamManager, transcode_video: bool = False) -> None:
         self._streams = streams
+        self._transcode_video = transcode_video
         self._pushes: dict[str, Push] = {}
         self._tasks = TaskSet("rtmp-push")
 

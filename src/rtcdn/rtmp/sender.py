@@ -5,7 +5,8 @@ awaited, so a media callback can call ``send_*`` directly. When the buffer is ov
 ``video_queue_bytes`` video is dropped up to the next keyframe (a decoder cannot use the frames
 in between); audio is dropped only over the larger ``audio_queue_bytes``; sequence headers,
 metadata and command frames always go out. Drops are counted. If the buffer stays over the video
-bound for ``stall_timeout`` seconds the link is aborted (the peer reads slower than the stream).
+bound (no frame fits) for ``stall_timeout`` seconds the link is aborted (the peer reads slower
+than the stream).
 
 Used by the server's play outputs and by :class:`~rtcdn.rtmp.client.RtmpClient`; lives as long as
 its link (connection), which it reaches through the :class:`Link` protocol.
@@ -74,13 +75,8 @@ class MediaSender:
     def _send(self, type_id: int, timestamp_ms: int, payload: bytes) -> None:
         self.link.send_message(Message(type_id, self.stream_id, timestamp_ms & 0xFFFFFFFF, payload))
 
-    def _backlog(self) -> int:
-        backlog = self.link.write_buffer_size()
-        if backlog <= self.video_queue_bytes:
-            self._congested_since = None
-        return backlog
-
     def _congested(self) -> None:
+        """A frame did not fit in the backlog: abort once that has lasted ``stall_timeout``."""
         now = time.monotonic()
         if self._congested_since is None:
             self._congested_since = now
@@ -94,12 +90,14 @@ class MediaSender:
             return False
         keyframe, config = classify_video(body)
         if not config:
-            backlog = self._backlog()
-            if backlog + len(body) > self.video_queue_bytes or (self._want_keyframe and not keyframe):
+            fits = self.link.write_buffer_size() + len(body) <= self.video_queue_bytes
+            if fits:
+                self._congested_since = None
+            else:
+                self._congested()
+            if not fits or (self._want_keyframe and not keyframe):
                 self._want_keyframe = True
                 self.stats.video_dropped += 1
-                if backlog > self.video_queue_bytes:
-                    self._congested()
                 return False
             self._want_keyframe = False
         self._send(VIDEO, timestamp_ms, body)
@@ -110,7 +108,7 @@ class MediaSender:
         """Queue an audio message payload (an FLV audio tag body); False if it was dropped."""
         if self.closed or not self.audio_enabled:
             return False
-        if not audio_is_config(body) and self._backlog() + len(body) > self.audio_queue_bytes:
+        if not audio_is_config(body) and self.link.write_buffer_size() + len(body) > self.audio_queue_bytes:
             self.stats.audio_dropped += 1
             self._congested()
             return False

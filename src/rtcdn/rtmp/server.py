@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+from collections.abc import Sequence
 
 from ..tasks import TaskSet
 from .config import RtmpConfig
@@ -29,7 +30,8 @@ class RtmpServer:
         self._tasks = TaskSet("rtmp")
         self._server: asyncio.Server | None = None
 
-    async def start(self, host: str = "0.0.0.0", port: int = 1935) -> None:
+    async def start(self, host: str | Sequence[str] | None = "0.0.0.0", port: int = 1935) -> None:
+        """Listen on ``host`` (one address, several, or None for all) and ``port`` (0: any free one)."""
         if self._server is not None:
             raise RuntimeError("the RTMP server is already started")
         self._server = await asyncio.start_server(self._accepted, host, port, reuse_address=True)
