@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -95,9 +96,14 @@ async def test_rtmp_publisher_plays_over_webrtc_and_rtmp(node: Server, tmp_path:
         assert "Video: h264" in err and "Audio: aac" in err
         records = [r.describe() for r in node.streams.sessions]
         assert [(r.protocol, r.published, r.transport) for r in records] == [("rtmp", True, "RTMP")]
+        assert _transcoder_threads()  # AAC → Opus runs on its own thread
     async with asyncio.timeout(10):
-        while node.streams.find("cam") is not None or len(node.streams.sessions):
-            await asyncio.sleep(0.1)
+        while node.streams.find("cam") is not None or len(node.streams.sessions) or _transcoder_threads():
+            await asyncio.sleep(0.1)  # the stream, its sessions and the transcoders' threads are gone
+
+
+def _transcoder_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("transcode-")]
 
 
 async def test_webrtc_h264_publisher_plays_over_rtmp(node: Server) -> None:
@@ -132,3 +138,39 @@ async def _refusals(node: Server, tmp_path: Path) -> None:
             assert await asyncio.wait_for(proc.wait(), 15) != 0
         assert "Stream name is already in use" in (tmp_path / "taken.log").read_text(errors="replace")
         assert node.streams.get_live("vp8cam").track_infos()["video"].mime_type == "video/VP8"
+
+
+async def test_rtmp_stream_relays_and_plays_over_whep(node: Server, tmp_path: Path) -> None:
+    """An RTMP stream is a stream like any other: /pull/push relays it, WHEP plays it there."""
+    import aiohttp
+    from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+
+    from rtcdn.webrtc._aiortc import PortRange, patch_gathering
+
+    other = Server(make_settings(codecs=["opus", "h264"]), tmp_path / "other")
+    await other.start()
+    try:
+        async with ffmpeg_publish(rtmp_url(node, "relayed"), tmp_path / "pub.log"):
+            await wait_live(node, "relayed")
+            base = f"http://127.0.0.1:{node.settings.http_ports[0]}/rest-api"
+            body = {"uri": f"ws://127.0.0.1:{other.settings.ws_port}", "localStreamName": "relayed",
+                    "remoteStreamName": "relayed"}  # fmt: skip
+            async with aiohttp.ClientSession() as http:
+                async with http.post(base + "/pull/push", json=body) as resp:
+                    assert resp.status == 200
+                await wait_live(other, "relayed")
+                pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+                pc.addTransceiver("video", direction="recvonly")
+                offer = await pc.createOffer()
+                patch_gathering(pc, ["127.0.0.1"], PortRange(0, 0), None)
+                await pc.setLocalDescription(offer)
+                whep = f"http://127.0.0.1:{other.settings.http_ports[0]}/whep/relayed"
+                headers = {"Content-Type": "application/sdp"}
+                async with http.post(whep, data=pc.localDescription.sdp, headers=headers) as resp:
+                    assert resp.status == 201, await resp.text()
+                    await pc.setRemoteDescription(RTCSessionDescription(await resp.text(), "answer"))
+                video = next(r.track for r in pc.getReceivers() if r.track.kind == "video")
+                assert await count_frames(video, 3.0) > 20
+                await pc.close()
+    finally:
+        await other.close()
