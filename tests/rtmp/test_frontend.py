@@ -174,3 +174,21 @@ async def test_rtmp_stream_relays_and_plays_over_whep(node: Server, tmp_path: Pa
                 await pc.close()
     finally:
         await other.close()
+
+
+async def test_vp8_stream_plays_over_rtmp_when_video_transcoding_is_on(tmp_path: Path) -> None:
+    node = Server(make_settings(codecs=["opus", "vp8"], rtmp_transcode_video=True), tmp_path / "state")
+    await node.start()
+    try:
+        async with WcsClient(f"ws://127.0.0.1:{node.settings.ws_port}/") as publisher:
+            _, _, status = await publisher.publish("vp8cam")
+            assert status is not None and status["videoCodec"] == "VP8"
+            code, err = await ffmpeg_play(rtmp_url(node, "vp8cam"), 30)
+            assert code == 0, err[-2000:]
+            assert "Video: h264" in err and "Audio: aac" in err  # VP8 became H.264 for this player only
+            assert node.streams.get_live("vp8cam").track_infos()["video"].mime_type == "video/VP8"
+    finally:
+        await node.close()
+    async with asyncio.timeout(5):
+        while _transcoder_threads():
+            await asyncio.sleep(0.1)

@@ -2,8 +2,9 @@
 
 RTMP players (ffmpeg, VLC, OBS) take H.264 only, so a WebRTC publisher's VP8 or VP9 reaches them
 only through a :class:`VideoTranscoder`, one per publisher track that has such players, living as
-long as the track. It is costly (see ``bench/transcode.py``: several % of a core per 480p30 stream,
-far more at 720p), which is why it is off unless the server's setting asks for it.
+long as the track. It is costly (``bench/transcode.py``, VP8 at 30 fps: ~6 % of a core per 480p
+stream, ~14 % per 720p stream, ~40 ms for the first frame, which opens the encoder), which is why it
+is off unless the server's setting asks for it.
 :meth:`~VideoTranscoder.convert` is the synchronous core (FFmpeg's ``vp8`` / ``vp9`` decoder →
 ``libx264``); :meth:`~VideoTranscoder.push` runs it on the transcoder's own single worker thread, so
 frames are converted in the order pushed and the event loop never waits on a codec (PyAV releases
@@ -23,8 +24,8 @@ the GOP is predictable for players joining and for the RTMP GOP cache).
 
 Rate control: ABR with a VBV as large as one second of the rate (maxrate = bufsize = bit rate):
 near-constant bit rate, as OBS sends to RTMP, so the bandwidth towards players is known in
-advance. CRF with a maxrate would save bits on still pictures, but at ``ultrafast`` moving ones sit
-at the cap anyway. The default rate is :func:`default_bit_rate`: 2 Mbit/s at 1280x720, scaled by
+advance (CRF with a maxrate would save bits on still pictures, at the price of a rate that follows
+the content). The default rate is :func:`default_bit_rate`: 2 Mbit/s at 1280x720, scaled by
 the pixel count, at least 150 kbit/s.
 
 Input: frames as :class:`~rtcdn.rtp.depacketize.Depacketizer` emits them (one complete VP8 frame or
@@ -33,7 +34,7 @@ skipped (:attr:`~VideoTranscoder.skipped_frames`). A frame the decoder rejects i
 :attr:`~VideoTranscoder.errors` and skipped, and the decoder restarts: its references may be gone,
 so inter frames are skipped up to the next keyframe and :attr:`~VideoTranscoder.needs_keyframe`
 says so (the caller sends a PLI). Decoded pictures other than 8-bit 4:2:0 (VP9 profiles 1-3) are
-converted to it; an odd width or height loses its last column or row (x264 needs even sizes).
+converted to it; an odd width or height is scaled to the even size below (x264 needs even sizes).
 Both codecs run single-threaded, on the worker thread only: one stream costs at most one core, and
 :attr:`~VideoTranscoder.seconds_busy` (thread CPU time) is the whole cost.
 """
