@@ -35,10 +35,8 @@ output frame while the FIFO waits for a full one when the frame sizes differ (10
 
 from __future__ import annotations
 
-import asyncio
 import math
 import time
-from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
 from typing import Any, Literal
 
@@ -52,6 +50,7 @@ from av.packet import Packet
 from ..rtp.frame import Frame
 from .asc import AudioSpecificConfig, parse_asc
 from .timeline import Timeline
+from .worker import Worker
 
 OPUS_RATE = 48000
 "Opus' RTP clock (RFC 7587), whatever rate the encoder works at."
@@ -65,10 +64,6 @@ _FORMATS = {"aac": "fltp", "opus": "flt"}
 "Encoder input sample formats."
 
 
-def _nothing() -> None:
-    return None
-
-
 def _context(codec: str, mode: Literal["r", "w"]) -> AudioCodecContext:
     context = AudioCodecContext.create(_CODECS[codec], mode)
     if not isinstance(context, AudioCodecContext):
@@ -76,7 +71,7 @@ def _context(codec: str, mode: Literal["r", "w"]) -> AudioCodecContext:
     return context
 
 
-class AudioTranscoder:
+class AudioTranscoder(Worker):
     """Converts one stream's audio frames from ``source`` to ``target`` (``aac`` / ``opus``).
 
     ``sample_rate`` and ``channels`` (1 or 2) are the output's; Opus output is always 48000.
@@ -121,10 +116,7 @@ class AudioTranscoder:
         self._time_base = Fraction(1, sample_rate)
         self.frames_in = self.frames_out = self.errors = 0
         self.seconds_busy = 0.0
-        self._submitted = self._finished = 0
-        self._closed = False
-        self._idle: asyncio.Future[None] | None = None
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"transcode-{source}-{target}")
+        super().__init__(f"transcode-{source}-{target}")
         try:
             self._open()
         except av.FFmpegError as error:  # e.g. a rate the AAC encoder does not support
@@ -266,41 +258,3 @@ class AudioTranscoder:
         finally:
             self._open()
         return out
-
-    # --- the worker thread ------------------------------------------------------------------------
-
-    def push(self, frame: Frame | None) -> asyncio.Future[list[Frame]]:
-        """:meth:`convert` on the worker thread; await the future for the output frames.
-
-        The conversion is queued at call time, so frames are converted in call order even when
-        the futures are awaited later or not at all. After :meth:`close` the future holds ``[]``.
-        """
-        loop = asyncio.get_running_loop()
-        if self._closed:
-            done: asyncio.Future[list[Frame]] = loop.create_future()
-            done.set_result([])
-            return done
-        self._submitted += 1
-        return loop.run_in_executor(self._executor, self._work, frame)
-
-    def _work(self, frame: Frame | None) -> list[Frame]:
-        try:
-            return self.convert(frame)
-        finally:
-            self._finished += 1
-
-    @property
-    def pending(self) -> int:
-        """Pushed frames not converted yet (a backlog means the CPU cannot keep up)."""
-        return self._submitted - self._finished
-
-    async def close(self) -> None:
-        """Waits for the conversions already pushed, then ends the worker thread. Idempotent.
-
-        Buffered samples are dropped: push ``None`` first to get the stream's last frames.
-        """
-        self._closed = True
-        if self._idle is None:
-            self._idle = asyncio.get_running_loop().run_in_executor(self._executor, _nothing)
-        await asyncio.shield(self._idle)
-        self._executor.shutdown(wait=True)  # the worker is idle now: this returns at once

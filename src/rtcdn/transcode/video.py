@@ -41,10 +41,8 @@ Both codecs run single-threaded, on the worker thread only: one stream costs at 
 
 from __future__ import annotations
 
-import asyncio
 import math
 import time
-from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
 from typing import Literal
 
@@ -54,6 +52,7 @@ from av.video.codeccontext import VideoCodecContext
 from av.video.frame import PictureType, VideoFrame
 
 from ..rtp.frame import Frame, split_annexb
+from .worker import Worker
 
 PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 "x264's speed presets, fastest first."
@@ -75,10 +74,6 @@ def default_bit_rate(width: int, height: int) -> int:
     return max(MIN_BIT_RATE, 1000 * round(REFERENCE_BIT_RATE * width * height / (1280 * 720) / 1000))
 
 
-def _nothing() -> None:
-    return None
-
-
 def _context(name: str, mode: Literal["r", "w"]) -> VideoCodecContext:
     context = VideoCodecContext.create(name, mode)
     if not isinstance(context, VideoCodecContext):
@@ -87,7 +82,7 @@ def _context(name: str, mode: Literal["r", "w"]) -> VideoCodecContext:
     return context
 
 
-class VideoTranscoder:
+class VideoTranscoder(Worker):
     """Converts one stream's video frames from ``source`` (``vp8`` / ``vp9``) to ``target`` (``h264``).
 
     ``bit_rate`` (bit/s) fixes the output's rate; ``None`` follows the picture size
@@ -135,10 +130,7 @@ class VideoTranscoder:
         self.width = self.height = 0
         self.needs_keyframe = True
         "Inter frames are being skipped until the next keyframe (at the start, after a decoder reset)."
-        self._submitted = self._finished = 0
-        self._closed = False
-        self._idle: asyncio.Future[None] | None = None
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"transcode-{source}-{target}")
+        super().__init__(f"transcode-{source}-{target}")
         self._decoder = _context(_DECODERS[source], "r")
         self._encoder: VideoCodecContext | None = None
         self._force_idr = True
@@ -254,38 +246,3 @@ class VideoTranscoder:
         self.needs_keyframe = self._force_idr = True
         if encoder:
             self._encoder, self._last_pts = None, None
-
-    # --- the worker thread ------------------------------------------------------------------------
-
-    def push(self, frame: Frame | None) -> asyncio.Future[list[Frame]]:
-        """:meth:`convert` on the worker thread; await the future for the output frames.
-
-        The conversion is queued at call time, so frames are converted in call order even when
-        the futures are awaited later or not at all. After :meth:`close` the future holds ``[]``.
-        """
-        loop = asyncio.get_running_loop()
-        if self._closed:
-            done: asyncio.Future[list[Frame]] = loop.create_future()
-            done.set_result([])
-            return done
-        self._submitted += 1
-        return loop.run_in_executor(self._executor, self._work, frame)
-
-    def _work(self, frame: Frame | None) -> list[Frame]:
-        try:
-            return self.convert(frame)
-        finally:
-            self._finished += 1
-
-    @property
-    def pending(self) -> int:
-        """Pushed frames not converted yet (a backlog means the CPU cannot keep up)."""
-        return self._submitted - self._finished
-
-    async def close(self) -> None:
-        """Waits for the conversions already pushed, then ends the worker thread. Idempotent."""
-        self._closed = True
-        if self._idle is None:
-            self._idle = asyncio.get_running_loop().run_in_executor(self._executor, _nothing)
-        await asyncio.shield(self._idle)
-        self._executor.shutdown(wait=True)  # the worker is idle now: this returns at once
