@@ -16,7 +16,7 @@ ALLOWED: dict[str, set[str]] = {
     "rtp": set(),
     "stream": {"rtp"},
     "webrtc": {"rtp", "stream"},
-    "wcs": {"rtp", "stream", "webrtc", "tasks"},
+    "wcs": {"rtp", "stream", "webrtc", "tasks", "access"},
     "relay": {"rtp", "stream", "webrtc", "wcs", "tasks"},
     "api": {"rtp", "stream", "wcs", "relay", "rtmp"},
     "pages": {"stream"},
@@ -24,7 +24,8 @@ ALLOWED: dict[str, set[str]] = {
     "whip": {"rtp", "stream", "webrtc", "tasks"},
     "metrics": {"stream", "rtp", "webrtc"},
     "transcode": {"rtp"},
-    "rtmp": {"rtp", "stream", "transcode", "tasks"},
+    "rtmp": {"rtp", "stream", "transcode", "tasks", "access"},
+    "access": {"stream", "tasks"},
 }
 
 

@@ -20,12 +20,15 @@ from rtcdn.webrtc._aiortc import PortRange, patch_gathering
 
 
 class WcsClient:
-    """One session. ``sdp[msid]`` is a future of the answer; :meth:`wait_status` gives the statuses."""
+    """One session. ``sdp[msid]`` is a future of the answer; :meth:`wait_status` gives the statuses.
+    ``custom``: the ``connection``'s ``custom`` (``createSession({custom})``, e.g. ``{"token": jwt}``)."""
 
-    def __init__(self, url: str, address: str = "127.0.0.1") -> None:
+    def __init__(self, url: str, address: str = "127.0.0.1", custom: dict[str, Any] | None = None) -> None:
         self.url = url
         self.address = address
-        self.agent = WcsAgent(url, label=f"test client {url}", watch_all=True, client="rtcdn test client")
+        self.agent = WcsAgent(
+            url, label=f"test client {url}", watch_all=True, client="rtcdn test client", custom=custom
+        )
         self.agent.on_frame = self._on_frame
         self.user_data: dict[str, Any] | None = None
         self.frames: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
@@ -99,7 +102,11 @@ class WcsClient:
         return str(pc.localDescription.sdp)
 
     async def publish(
-        self, name: str, tracks: list[MediaStreamTrack] | None = None, wait: bool = True
+        self,
+        name: str,
+        tracks: list[MediaStreamTrack] | None = None,
+        wait: bool = True,
+        custom: dict[str, Any] | None = None,
     ) -> tuple[str, RTCPeerConnection, dict[str, Any] | None]:
         pc = self.new_pc()
         tracks = tracks if tracks is not None else [AudioStreamTrack(), VideoStreamTrack()]
@@ -109,16 +116,24 @@ class WcsClient:
         msid = str(uuid.uuid1())
         sdp = await self._offer(pc)
         payload = m.stream_payload(msid, name, True, sdp, "audio" in kinds, "video" in kinds)
+        if custom is not None:
+            payload["custom"] = custom
         return msid, pc, await self._request("publishStream", payload, pc, m.PUBLISHING, wait)
 
     async def play(
-        self, name: str, kinds: tuple[str, ...] = ("audio", "video"), wait: bool = True
+        self,
+        name: str,
+        kinds: tuple[str, ...] = ("audio", "video"),
+        wait: bool = True,
+        custom: dict[str, Any] | None = None,
     ) -> tuple[str, RTCPeerConnection, dict[str, Any] | None]:
         pc = self.new_pc()
         for kind in kinds:
             pc.addTransceiver(kind, direction="recvonly")
         msid = str(uuid.uuid1())
         payload = m.stream_payload(msid, name, False, await self._offer(pc))
+        if custom is not None:
+            payload["custom"] = custom
         return msid, pc, await self._request("playStream", payload, pc, m.PLAYING, wait)
 
     async def _request(

@@ -16,6 +16,8 @@ hundreds) is a warning naming file and line.
 from __future__ import annotations
 
 import argparse
+import base64
+import ipaddress
 import logging
 import sys
 import textwrap
@@ -90,6 +92,117 @@ def _optional(text: str) -> str | None:
 
 def _keepalive_on(text: str) -> bool:
     return text.strip().upper() != "NONE"
+
+
+# REST API access (issue 11)
+def _list(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def _ms_range(text: str) -> tuple[int, int]:
+    low, sep, high = text.strip().partition("-")
+    values = (int(low), int(high) if sep else int(low))
+    if not 0 <= values[0] <= values[1]:
+        raise ValueError(f"expected MIN-MAX milliseconds with 0 <= MIN <= MAX, got {text!r}")
+    return values
+
+
+def _targets(text: str) -> list[str]:
+    from .api.targets import parse_entry  # the syntax lives with the check
+
+    items = _list(text)
+    for item in items:
+        parse_entry(item)
+    return items
+
+
+# access control (issue 11)
+JWT_ALGORITHMS = ("HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
+                  "ES256", "ES384", "ES512", "EdDSA")  # fmt: skip
+HMAC_KEY_BYTES = {"HS256": 32, "HS384": 48, "HS512": 64}
+"The shortest secret each HMAC algorithm accepts (its hash size, RFC 7518 §3.2)."
+
+
+def _jwt_keys(text: str) -> tuple[tuple[str, bytes], ...]:
+    """``kid:secret,kid2:base64:c2VjcmV0...``: the secret as UTF-8, or base64 (standard or URL-safe)
+    after ``base64:``. Errors never repeat a secret."""
+    keys: dict[str, bytes] = {}
+    for entry in _list(text):
+        kid, sep, secret = entry.partition(":")
+        kid = kid.strip()
+        if not sep or not kid or not secret:
+            raise ValueError(f"expected KID:SECRET, got an entry without {'a kid' if sep else 'a colon'}")
+        if secret.startswith("base64:"):
+            raw = secret[7:].strip().replace("-", "+").replace("_", "/")
+            try:
+                data = base64.b64decode(raw + "=" * (-len(raw) % 4), validate=True)
+            except ValueError:
+                raise ValueError(f"key {kid!r}: the secret after base64: is not base64") from None
+        else:
+            data = secret.encode()
+        if len(data) < HMAC_KEY_BYTES["HS256"]:
+            raise ValueError(f"key {kid!r}: {len(data)} bytes; an HMAC secret needs at least 32")
+        if kid in keys:
+            raise ValueError(f"key {kid!r} given twice")
+        keys[kid] = data
+    return tuple(keys.items())
+
+
+def _jwt_algorithms(text: str) -> list[str]:
+    canonical = {a.upper(): a for a in JWT_ALGORITHMS}
+    names = [canonical.get(a.upper(), a) for a in _list(text)]
+    unknown = [a for a in names if a not in JWT_ALGORITHMS]
+    if unknown or not names:
+        raise ValueError(f"expected some of {', '.join(JWT_ALGORITHMS)}, got {text.strip()!r}")
+    return names
+
+
+def _http_url(text: str) -> str | None:
+    url = text.strip()
+    if url and not url.startswith(("http://", "https://")):
+        raise ValueError(f"expected an http:// or https:// URL, got {url!r}")
+    return url or None
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise ValueError(f"expected a positive number of seconds, got {text.strip()!r}")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError(f"expected 0 or more, got {value}")
+    return value
+
+
+def _rate(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise ValueError(f"expected 0 or more, got {text.strip()!r}")
+    return value
+
+
+def _on_error(text: str) -> str:
+    value = text.strip().upper()
+    if value not in ("LOG", "FAIL"):
+        raise ValueError(f"expected LOG or FAIL, got {text.strip()!r}")
+    return value
+
+
+def _networks(text: str) -> list[str]:
+    items = _list(text)
+    for item in items:
+        ipaddress.ip_network(item, strict=False)  # ValueError names the bad one
+    return items
+
+
+def _name(text: str) -> str:
+    if not text.strip():
+        raise ValueError("expected a name")
+    return text.strip()
 
 
 # --- declarations ---------------------------------------------------------------------------------
@@ -279,6 +392,232 @@ class Settings:
             shown="none",
         ),
     )
+    # --- REST API access (issue 11) ---
+    disable_rest_auth: bool = setting(
+        True,
+        Key(
+            "disable_rest_auth",
+            _bool,
+            "`false`: `/rest-api/` (but `openapi.json`) needs HTTP Basic (`rest_users_file`) or a Bearer "
+            "token (`rest_api_tokens`); 401 without credentials, 403 with wrong ones",
+        ),
+    )
+    rest_users_file: str | None = setting(
+        None,
+        Key(
+            "rest_users_file",
+            _optional,
+            "HTTP Basic users, `NAME:scrypt$n=..,r=..,p=..$SALT$HASH` a line, written by "
+            "`python -m rtcdn.api.users add NAME --file FILE`; relative to the config dir; re-read on change",
+        ),
+    )
+    rest_api_tokens: list[str] = setting(
+        [],
+        Key(
+            "rest_api_tokens", _list, "Bearer tokens accepted by the REST API, comma separated", shown="none"
+        ),
+    )
+    rest_auth_failure_delay_ms: tuple[int, int] = setting(
+        (100, 500),
+        Key(
+            "rest_auth_failure_delay_ms",
+            _ms_range,
+            "random pause before a 401/403, `MIN-MAX` ms (`0`: none)",
+            shown="`100-500`",
+        ),
+    )
+    rest_cors_origins: list[str] = setting(
+        ["*"],
+        Key(
+            "rest_cors_origins",
+            _list,
+            "CORS on `/rest-api/`: `*` (WCS), or the origins allowed, comma separated (echoed); "
+            "empty: no CORS headers",
+        ),
+    )
+    rest_max_body_bytes: int = setting(
+        65536, Key("rest_max_body_bytes", _positive, "largest REST request body; a larger one gets 413")
+    )
+    metrics_auth: bool = setting(
+        False,
+        Key(
+            "metrics_auth",
+            _bool,
+            "`/metrics` needs the REST API's credentials (with `disable_rest_auth=false`)",
+        ),
+    )
+    relay_allowed_hosts: list[str] = setting(
+        [],
+        Key(
+            "relay_allowed_hosts",
+            _targets,
+            "where `/pull/push`, `/pull/pull`, `/push/startup` and a `publishStream` `rtmpUrl` may connect: "
+            "hosts, `host:port`, addresses or CIDRs, comma separated (CDN nodes and workers always)",
+            shown="any",
+        ),
+    )
+
+    # --- access control (issue 11) ---
+    auth_jwt_keys: tuple[tuple[str, bytes], ...] = setting(
+        (),
+        Key(
+            "auth_jwt_keys",
+            _jwt_keys,
+            "HMAC keys of client tokens, `KID:SECRET` comma separated (the secret as text, or "
+            "`base64:...`; 32 bytes at least); keys (or a JWKS URL) switch token auth on: every publish "
+            "and play then needs a token; the first key signs node-to-node service tokens",
+            shown="none",
+        ),
+    )
+    auth_jwt_jwks_url: str | None = setting(
+        None,
+        Key(
+            "auth_jwt_jwks_url",
+            _http_url,
+            "JWKS URL of an identity server (RS/PS/ES/EdDSA public keys): fetched at start, every "
+            "`auth_jwt_jwks_refresh` s, and on an unknown `kid`",
+        ),
+    )
+    auth_jwt_jwks_refresh: float = setting(
+        3600, Key("auth_jwt_jwks_refresh", _seconds, "seconds between two fetches of the JWKS")
+    )
+    auth_jwt_algorithms: list[str] = setting(
+        ["HS256"],
+        Key(
+            "auth_jwt_algorithms",
+            _jwt_algorithms,
+            "the token algorithms accepted, comma separated (a token's own `alg` is never trusted)",
+        ),
+    )
+    auth_jwt_audience: str | None = setting(
+        None,
+        Key(
+            "auth_jwt_audience",
+            _optional,
+            "the `aud` tokens must carry (unset: a token with an `aud` is refused)",
+        ),
+    )
+    auth_jwt_issuer: str | None = setting(
+        None, Key("auth_jwt_issuer", _optional, "the `iss` tokens must carry (unset: not checked)")
+    )
+    auth_token_property_name: str = setting(
+        "token",
+        Key(
+            "auth_token_property_name",
+            _name,
+            "where the token is: the field of WCS `custom` (`createSession`, `publishStream`, "
+            "`playStream`) and the RTMP URL query parameter",
+        ),
+    )
+    auth_failure_delay_ms: tuple[int, int] = setting(
+        (200, 1000),
+        Key(
+            "auth_failure_delay_ms",
+            _ms_range,
+            "random pause before any access refusal (token or hook), `MIN-MAX` ms (`0`: none)",
+            shown="`200-1000`",
+        ),
+    )
+    rest_hooks_url: str | None = setting(
+        None,
+        Key(
+            "rest_hooks_url",
+            _http_url,
+            "WCS REST hooks: the backend URL; `connect`, `publishStream`, `playStream`, "
+            "`StreamStatusEvent`, `StreamKeepAliveEvent` are POSTed to `URL/METHOD`",
+        ),
+    )
+    disable_rest_requests: bool = setting(
+        False, Key("disable_rest_requests", _bool, "`true`: no REST hooks even with `rest_hooks_url`")
+    )
+    rest_request_timeout: float = setting(
+        15,
+        Key(
+            "rest_request_timeout",
+            _seconds,
+            "seconds a hook waits for the backend (WCS's unit; 1-3 recommended), then `rest_on_error`",
+        ),
+    )
+    rest_on_error: str = setting(
+        "LOG",
+        Key(
+            "rest_on_error",
+            _on_error,
+            "a backend that cannot answer (timeout, connection error, 5xx): `LOG` allows, `FAIL` refuses "
+            "(WCS's `restOnError`; a 4xx always refuses)",
+        ),
+    )
+    rest_hook_send_hash: bool = setting(
+        False,
+        Key(
+            "rest_hook_send_hash",
+            _bool,
+            "hooks carry `Authorization: WCS <hex HMAC-MD5 of the body>` keyed with `rest_hook_secret_key`",
+        ),
+    )
+    rest_hook_secret_key: str | None = setting(
+        None, Key("rest_hook_secret_key", _optional, "the key of `rest_hook_send_hash`")
+    )
+    keep_alive_streaming_sessions_enabled: bool = setting(
+        False,
+        Key(
+            "keep_alive_streaming_sessions_enabled",
+            _bool,
+            "post `StreamKeepAliveEvent` for every live publish/play; a refusal stops it",
+        ),
+    )
+    streaming_sessions_keep_alive_interval: int = setting(
+        10000,
+        Key("streaming_sessions_keep_alive_interval", _positive, "ms between two `StreamKeepAliveEvent`s"),
+    )
+    allow_domains: list[str] = setting(
+        [],
+        Key(
+            "allow_domains",
+            _list,
+            "WebSocket `Origin` domains allowed, comma separated, `*` wildcards, `!` forbids, the first "
+            "match decides (e.g. `!*.evil.com,*`); others get 403; no `Origin` header: not checked",
+            shown="all",
+        ),
+    )
+    max_sessions_per_ip: int = setting(
+        50,
+        Key("max_sessions_per_ip", _non_negative, "WebSocket sessions open per client address (0: no cap)"),
+    )
+    connection_rate_per_ip: float = setting(
+        10,
+        Key(
+            "connection_rate_per_ip",
+            _rate,
+            "new WebSocket connections a second per client address, in bursts of "
+            "`connection_burst_per_ip` (0: no cap); over it: 429",
+        ),
+    )
+    connection_burst_per_ip: int = setting(
+        20, Key("connection_burst_per_ip", _positive, "burst of `connection_rate_per_ip`")
+    )
+    limits_exempt_ips: list[str] = setting(
+        ["127.0.0.0/8", "::1"],
+        Key(
+            "limits_exempt_ips",
+            _networks,
+            "addresses or CIDRs the per-address caps leave alone (empty: none), comma separated",
+        ),
+    )
+    max_streams_per_session: int = setting(
+        16,
+        Key(
+            "max_streams_per_session", _non_negative, "publishes + plays of one WebSocket session (0: no cap)"
+        ),
+    )
+    max_players_per_stream: int = setting(
+        0,
+        Key(
+            "max_players_per_stream",
+            _non_negative,
+            "players of one stream, every protocol, relays and pushes out of it included (0: no cap)",
+        ),
+    )
 
     @property
     def streaming_codecs(self) -> list[str]:
@@ -438,6 +777,51 @@ def cross_problems(settings: Settings, skip: Collection[str] = ()) -> list[str]:
             ("ssl.cert_file", "ssl.key_file") if s.tls_cert_file else ("ssl.key_file", "ssl.cert_file")
         )
         problems.append(f"{given}: set without {missing}; set both or neither")
+    problems += _rest_access_problems(s, fits)
+    problems += _access_control_problems(s, fits)
+    return problems
+
+
+def _rest_access_problems(s: Settings, fits: Callable[..., bool]) -> list[str]:
+    """REST API access (issue 11): auth switched on with no way in, a missing users file."""
+    problems: list[str] = []
+    if s.disable_rest_auth or not fits("disable_rest_auth"):
+        if s.metrics_auth and fits("metrics_auth", "disable_rest_auth"):
+            problems.append("metrics_auth: true needs disable_rest_auth=false (there are no credentials)")
+        return problems
+    ways_in = s.rest_users_file or s.rest_api_tokens or s.auth_jwt_keys or s.auth_jwt_jwks_url
+    if not ways_in and fits("rest_users_file", "rest_api_tokens"):
+        problems.append(
+            "disable_rest_auth: false needs rest_users_file, rest_api_tokens or JWT keys (auth_jwt_keys, "
+            "auth_jwt_jwks_url; tokens with rtcdn.api=true) — nobody could log in"
+        )
+    if s.rest_users_file and not ((s.config_dir or Path()) / s.rest_users_file).is_file():
+        problems.append(f"rest_users_file: {(s.config_dir or Path()) / s.rest_users_file} is not a file")
+    return problems
+
+
+def _access_control_problems(s: Settings, fits: Callable[..., bool]) -> list[str]:
+    """Access control (issue 11): keys no accepted algorithm can use, a hash without its key."""
+    problems: list[str] = []
+    if fits("auth_jwt_keys", "auth_jwt_algorithms") and s.auth_jwt_keys:
+        hmac_algs = [a for a in s.auth_jwt_algorithms if a in HMAC_KEY_BYTES]
+        if not hmac_algs:
+            problems.append("auth_jwt_keys: set, but auth_jwt_algorithms accepts no HS256/HS384/HS512")
+        need = max((HMAC_KEY_BYTES[a] for a in hmac_algs), default=0)
+        for kid, secret in s.auth_jwt_keys:
+            if len(secret) < need:
+                problems.append(
+                    f"auth_jwt_keys: key {kid!r} has {len(secret)} bytes, {max(hmac_algs)} needs {need}"
+                )
+    if fits("auth_jwt_jwks_url", "auth_jwt_algorithms") and s.auth_jwt_jwks_url:
+        if all(a in HMAC_KEY_BYTES for a in s.auth_jwt_algorithms):
+            problems.append("auth_jwt_jwks_url: set, but auth_jwt_algorithms accepts no public-key algorithm")
+    if (
+        fits("rest_hook_send_hash", "rest_hook_secret_key")
+        and s.rest_hook_send_hash
+        and not s.rest_hook_secret_key
+    ):
+        problems.append("rest_hook_send_hash: true needs rest_hook_secret_key")
     return problems
 
 

@@ -5,12 +5,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from aiohttp import web
 
+from .access import AccessConfig, AccessControl, HookConfig
+from .api.auth import RestAuth, warn_if_exposed
+from .api.middleware import RestOptions
 from .api.rest import RestApi
+from .api.targets import TargetPolicy
+from .api.users import UsersFile
 from .cdn import (
     LOADBALANCING_FILE,
     Balancer,
@@ -27,8 +33,8 @@ from .metrics import MetricsEndpoint
 from .pages import Pages
 from .relay import RelayManager
 from .rtmp.frontend import RtmpFrontEnd
-from .rtmp.push import PushManager
-from .stream import EndReason, StreamManager
+from .rtmp.push import PushManager, target_url
+from .stream import AccessDenied, EndReason, StreamManager
 from .tls import client_context, ensure_self_signed, server_context
 from .wcs.handler import WcsFrontEnd
 from .wcs.messages import SERVER_SHUTDOWN
@@ -58,6 +64,40 @@ class Listener(Protocol):
         """Shutdown: close every connection and the listening socket."""
 
 
+def access_config(s: Settings) -> AccessConfig:
+    """Access control (issue 11) as the settings say: tokens, REST hooks, WebSocket caps."""
+    hooks = None
+    if s.rest_hooks_url and not s.disable_rest_requests:
+        secret = s.rest_hook_secret_key if s.rest_hook_send_hash else None
+        keepalive = s.streaming_sessions_keep_alive_interval / 1000
+        hooks = HookConfig(
+            url=s.rest_hooks_url,
+            node_id=s.node_id or s.bind,
+            timeout=s.rest_request_timeout,
+            fail_on_error=s.rest_on_error == "FAIL",
+            secret=secret.encode() if secret else None,
+            keepalive_interval=keepalive if s.keep_alive_streaming_sessions_enabled else None,
+        )
+    low, high = s.auth_failure_delay_ms
+    return AccessConfig(
+        node_id=s.node_id or s.bind,
+        jwt_keys=s.auth_jwt_keys,
+        jwks_url=s.auth_jwt_jwks_url,
+        jwks_refresh=s.auth_jwt_jwks_refresh,
+        algorithms=tuple(s.auth_jwt_algorithms),
+        audience=s.auth_jwt_audience,
+        issuer=s.auth_jwt_issuer,
+        token_name=s.auth_token_property_name,
+        failure_delay=(low / 1000, high / 1000),
+        hooks=hooks,
+        allow_domains=tuple(s.allow_domains),
+        max_sessions_per_ip=s.max_sessions_per_ip,
+        connection_rate=s.connection_rate_per_ip,
+        connection_burst=s.connection_burst_per_ip,
+        limits_exempt=tuple(s.limits_exempt_ips),
+    )
+
+
 def default_websdk_dir() -> Path | None:
     """``web/node_modules/@flashphoner/websdk`` under the working dir or the source checkout."""
     for base in (Path.cwd(), Path(__file__).resolve().parents[2]):
@@ -75,7 +115,8 @@ class Server:
         self.settings = settings
         self.state_dir = state_dir
         self.websdk_dir = websdk_dir if websdk_dir is not None else default_websdk_dir()
-        self.streams = StreamManager()
+        self.streams = StreamManager(max_players=settings.max_players_per_stream)
+        self.access = AccessControl(access_config(settings), self.streams.sessions, self._local_address)
         if settings.ip_local:
             addresses = [settings.ip_local]
         elif settings.bind not in ("0.0.0.0", ""):
@@ -95,8 +136,15 @@ class Server:
             use_ssl=settings.wcs_agent_ssl,
             ssl_context=client_context(settings.wcs_agent_ssl_verify, settings.wcs_agent_ssl_ca_file),
             local_address=self._local_address,
+            service_token=self.access.service_token,
+            token_name=settings.auth_token_property_name,
         )
-        self.pushes = PushManager(self.streams, transcode_video=settings.rtmp_transcode_video)
+        self.pushes = PushManager(
+            self.streams,
+            transcode_video=settings.rtmp_transcode_video,
+            service_token=self.access.service_token,
+            token_name=settings.auth_token_property_name,
+        )
         self.wcs = WcsFrontEnd(
             self.streams,
             self.media,
@@ -105,8 +153,10 @@ class Server:
                 ping_interval=settings.keep_alive_interval_ms / 1000,
                 ping_probes=settings.keep_alive_probes,
                 keepalive_enabled=settings.keep_alive_enabled,
+                max_streams_per_session=settings.max_streams_per_session,
             ),
-            republish=lambda name, url: self.pushes.startup(name, url),
+            republish=self._republish,
+            access=self.access,
         )
         self.cpu = CpuMeter()
         self.balancer: Balancer | None = None
@@ -118,10 +168,13 @@ class Server:
             self.workers = WorkerPool(settings, state_dir)
             self.balancer = Balancer(workers_config(settings), local_address=self._local_address)
             self.cdn = CdnOrigin(self.streams, WebRtcDistribution(self.relays, secure=False), self.balancer)
+        self.rest_options = self._rest_options()
+        self.rest_exposed: str | None = None
+        "The start-up warning when the REST API is open to the network without auth (issue 11)."
         self.front_ends: list[FrontEnd] = [
-            RestApi(self),
+            RestApi(self, self.rest_options),
             Pages(self.streams, self._stat, self.websdk_dir, settings.ws_port, settings.wss_port),
-            WhipFrontEnd(self.streams, self.media, ice_servers=settings.ice_servers),
+            WhipFrontEnd(self.streams, self.media, self.access.bearer, ice_servers=settings.ice_servers),
             MetricsEndpoint(
                 self.streams,
                 self.media.counters,
@@ -138,7 +191,11 @@ class Server:
         self.listeners: list[Listener] = []
         if settings.rtmp_port:
             rtmp = RtmpFrontEnd(
-                self.streams, settings.bind, settings.rtmp_port, transcode_video=settings.rtmp_transcode_video
+                self.streams,
+                settings.bind,
+                settings.rtmp_port,
+                transcode_video=settings.rtmp_transcode_video,
+                access=self.access,
             )
             self.listeners.append(rtmp)
         self._runners: list[web.AppRunner] = []
@@ -188,6 +245,64 @@ class Server:
             ", ".join(f"{n.id}={n.ip}" for n in config.nodes),
         )
 
+    def _rest_options(self) -> RestOptions:
+        """REST API access (issue 11): auth, CORS, body cap and the relay targets allowed (the CDN
+        nodes and local workers always are, on their ws, wss and RTMP ports)."""
+        s = self.settings
+        auth = None
+        if not s.disable_rest_auth:
+            users = None
+            if s.rest_users_file:
+                try:
+                    users = UsersFile((s.config_dir or Path()) / s.rest_users_file)
+                except (OSError, ValueError) as exc:
+                    raise ConfigError(
+                        [f"rest_users_file: {line}" for line in str(exc).splitlines()]
+                    ) from None
+            low, high = s.rest_auth_failure_delay_ms
+            auth = RestAuth(
+                users, s.rest_api_tokens, verify_jwt=self._api_claims, failure_delay=(low / 1000, high / 1000)
+            )
+        nodes = self.balancer.config.nodes if self.balancer is not None else ()
+        always = [(n.ip, port) for n in nodes for port in (n.ws, n.wss, n.flash)]
+        return RestOptions(
+            auth=auth,
+            cors_origins=tuple(s.rest_cors_origins),
+            max_body=s.rest_max_body_bytes,
+            metrics_auth=s.metrics_auth and auth is not None,
+            targets=TargetPolicy(s.relay_allowed_hosts, always),
+            agent_ssl=s.wcs_agent_ssl,
+        )
+
+    async def _api_claims(self, token: str) -> Mapping[str, Any] | None:
+        """A Bearer JWT on the REST API, verified by rtcdn.access with the client-token keys; only
+        ``"rtcdn": {"api": true}`` grants the API (the REST middleware checks that claim)."""
+        if not self.access.tokens.enabled:
+            return None
+        try:
+            return await self.access.tokens.claims(token)
+        except AccessDenied:
+            return None
+
+    def _republish(self, name: str, url: str) -> object:
+        """The ``rtmpUrl`` of a ``publishStream``: a push, if ``relay_allowed_hosts`` allows its target."""
+        self.rest_options.targets.check_rtmp(target_url(url, name, False))
+        return self.pushes.startup(name, url)
+
+    def _log_access(self) -> None:
+        s, access = self.settings, self.access
+        if access.tokens.enabled:
+            logger.info(
+                "access: tokens required to publish and play (%d HMAC key(s)%s; %s)",
+                len(s.auth_jwt_keys),
+                f", JWKS {s.auth_jwt_jwks_url}" if s.auth_jwt_jwks_url else "",
+                ", ".join(s.auth_jwt_algorithms),
+            )
+            if access.service_token() is None:
+                logger.warning("access: no HMAC key, so relays and CDN pushes carry no service token")
+        if access.hooks is not None:
+            logger.info("access: REST hooks at %s", access.hooks.config.url)
+
     def _ssl_context(self) -> ssl.SSLContext:
         s = self.settings
         if s.tls_cert_file and s.tls_key_file:
@@ -208,6 +323,8 @@ class Server:
         plan += [(http_runner, p, None, "http") for p in s.http_ports]
         plan += [(http_runner, p, tls, "https") for p in s.https_ports]
         try:
+            self.access.start()
+            self._log_access()
             for runner in (ws_runner, http_runner):
                 await runner.setup()
                 self._runners.append(runner)
@@ -230,12 +347,20 @@ class Server:
         if self.balancer is not None and self.cdn is not None:
             self.balancer.start()
             self.cdn.start()
+        exposed = self.rest_exposed = warn_if_exposed(
+            s.bind, self.rest_options.auth is not None, [*s.http_ports, *s.https_ports]
+        )
+        if self.rest_options.metrics_auth and self.workers is not None:
+            logger.warning(
+                "metrics_auth=true: worker 0 sends no credentials, so /metrics leaves the others out"
+            )
         logger.info(
-            "rtcdn listening: %s; media on %s ports %d-%d",
+            "rtcdn listening: %s; media on %s ports %d-%d%s",
             ", ".join(self.urls),
             ",".join(self.media.addresses),
             s.media_port_from,
             s.media_port_to,
+            "; WARNING: REST API open to the network without auth" if exposed else "",
         )
 
     async def close(self) -> None:
@@ -256,6 +381,7 @@ class Server:
             await listener.close()
         await self.pushes.close()
         await self.relays.close()
+        await self.access.close()  # after every session ended: their last statuses reach the hooks
         await asyncio.gather(*(p.close() for p in list(self.media.peers)), return_exceptions=True)
         for runner in reversed(self._runners):
             await runner.cleanup()

@@ -2,35 +2,30 @@
 
 Every method takes POST with a JSON body (GET without one also works: the WebSDK's REST helper
 sends ``find_all`` as GET). Answers are JSON; errors are ``{"status", "error", "message"}``.
-CORS: any origin; preflights are answered. The contract is ``openapi.json`` next to this file,
-served at ``/rest-api/openapi.json``.
+Authentication, CORS and the body cap are :mod:`.middleware`'s (configured by :class:`RestOptions`);
+relay and push targets are checked against ``relay_allowed_hosts`` (:mod:`.targets`). The contract
+is ``openapi.json`` next to this file, served at ``/rest-api/openapi.json``.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
-from ..relay import RelayError
-from ..rtmp.push import PushError
+from ..rtmp.push import target_url
 from ..stream import MediaState
 from ..wcs.records import record_fields
 from .backend import ApiBackend
+from .middleware import ApiError, RestOptions, error_response, rest_middleware
 
 logger = logging.getLogger(__name__)
 
 OPENAPI = Path(__file__).with_name("openapi.json")
-CORS_HEADERS = {
-    "Access-Control-Allow-Origin": "*",
-    "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
-    "Access-Control-Allow-Headers": "Content-Type",
-    "Access-Control-Max-Age": "86400",
-}
 PUSH_FIELDS = ("mediaSessionId", "streamName", "rtmpUrl", "status")
 RELAY_FIELDS = (
     "localMediaSessionId",
@@ -42,51 +37,6 @@ RELAY_FIELDS = (
     "hasAudio",
     "hasVideo",
 )
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-def error_response(status: int, message: str) -> web.Response:
-    return web.json_response(
-        {"status": status, "error": _REASONS.get(status, "Error"), "message": message}, status=status
-    )
-
-
-_REASONS = {
-    400: "Bad Request",
-    404: "Not Found",
-    405: "Method Not Allowed",
-    409: "Conflict",
-    500: "Internal Server Error",
-}
-
-
-@web.middleware
-async def rest_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """CORS on every answer; API errors and crashes turned into JSON errors."""
-    if not request.path.startswith("/rest-api"):
-        return await handler(request)
-    if request.method == "OPTIONS":
-        return web.Response(status=204, headers=CORS_HEADERS)
-    try:
-        response = await handler(request)
-    except ApiError as exc:
-        response = error_response(exc.status, str(exc))
-    except (RelayError, PushError) as exc:
-        response = error_response(exc.status, str(exc))
-    except web.HTTPException as exc:
-        response = error_response(exc.status, exc.reason)
-    except Exception as exc:
-        logger.exception("REST %s failed", request.path)
-        response = error_response(500, f"internal error: {type(exc).__name__}: {exc}")
-    response.headers.update(CORS_HEADERS)
-    return response
 
 
 async def body(request: web.Request) -> dict[str, Any]:
@@ -129,11 +79,12 @@ def matches(record: dict[str, Any], query: dict[str, Any]) -> bool:
 class RestApi:
     """Handlers on an :class:`ApiBackend`; ``add_routes`` mounts them."""
 
-    def __init__(self, backend: ApiBackend) -> None:
+    def __init__(self, backend: ApiBackend, options: RestOptions | None = None) -> None:
         self.backend = backend
+        self.options = options if options is not None else RestOptions()
 
     def add_routes(self, app: web.Application) -> None:
-        app.middlewares.append(rest_middleware)
+        app.middlewares.append(rest_middleware(self.options))
         add_routes(app, self)
 
     async def close(self) -> None:
@@ -143,6 +94,7 @@ class RestApi:
     async def pull_push(self, request: web.Request) -> web.Response:
         obj = await body(request)
         uri, local, remote = required_text(obj, "uri", "localStreamName", "remoteStreamName")
+        self.options.targets.check_relay(uri, self.options.agent_ssl)
         relay = self.backend.relays.push(uri, local, remote)
         return web.json_response(relay.record())
 
@@ -150,6 +102,7 @@ class RestApi:
         obj = await body(request)
         uri, remote = required_text(obj, "uri", "remoteStreamName")
         local = required_text(obj, "localStreamName")[0] if obj.get("localStreamName") is not None else remote
+        self.options.targets.check_relay(uri, self.options.agent_ssl)
         relay = self.backend.relays.pull(uri, remote, local)
         return web.json_response(relay.record())
 
@@ -187,6 +140,7 @@ class RestApi:
         options = obj.get("options") or {}
         if not isinstance(full, bool) or not isinstance(options, dict):
             raise ApiError(400, "rtmpTransponderFullUrl must be a boolean and options an object")
+        self.options.targets.check_rtmp(target_url(url, name, full))
         push = self.backend.pushes.startup(name, url, full_url=full, options=options)
         return web.json_response(push.record())
 
@@ -290,3 +244,6 @@ def add_routes(app: web.Application, api: RestApi) -> None:
         raise ApiError(404, f"no REST method {request.path}")
 
     app.router.add_route("*", "/rest-api/{tail:.*}", not_found)
+
+
+__all__ = ["OPENAPI", "ApiError", "RestApi", "RestOptions", "error_response"]

@@ -87,7 +87,7 @@ class RtmpDistribution:
 
     def start(self, stream: str, node: Node) -> Delivery:
         try:
-            return self.pushes.startup(stream, f"rtmp://{node.ip}:{node.flash}/live", retry=False)
+            return self.pushes.startup(stream, f"rtmp://{node.ip}:{node.flash}/live", retry=False, sign=True)
         except PushError as exc:
             raise RuntimeError(str(exc)) from None
 

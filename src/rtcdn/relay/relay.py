@@ -7,6 +7,10 @@ Both reuse the WebRTC peers of the browser path, so media takes the same passthr
 Lifecycle of a :class:`Relay`: NEW → PENDING (connecting, negotiating) → PUBLISHING (push) /
 PLAYING (pull) → a terminal status (UNPUBLISHED, STOPPED, FAILED) with ``info``. A finished
 relay keeps its record (so ``find_all`` shows why it ended) until it is terminated or replaced.
+
+With token auth on, every relay's ``connection`` carries a fresh service token in its ``custom``
+(``{"token": JWT}``): a remote node with the same keys admits it. The token also goes in the
+upgrade's ``Authorization: Bearer``, which spares relays the remote's per-address caps.
 """
 
 from __future__ import annotations
@@ -138,9 +142,14 @@ class RelayManager:
         use_ssl: bool,
         ssl_context: ssl.SSLContext | bool,
         local_address: str | None = None,
+        service_token: Callable[[], str | None] | None = None,
+        token_name: str = "token",
     ) -> None:
-        """``local_address``: where outgoing agent connections come from (the server's bind address)."""
+        """``local_address``: where outgoing agent connections come from (the server's bind address);
+        ``service_token()``: a fresh token for the remote (None: none), sent as ``custom[token_name]``."""
         self._streams = streams
+        self._service_token = service_token
+        self._token_name = token_name
         self._media = media
         self._use_ssl = use_ssl
         self._ssl = ssl_context
@@ -242,8 +251,14 @@ class RelayManager:
         relay.status = m.PENDING
         url = agent_url(relay.uri, self._use_ssl)
         ssl_arg: ssl.SSLContext | bool = self._ssl if url.startswith("wss:") else False
+        token = self._service_token() if self._service_token is not None else None
         relay.agent = WcsAgent(
-            url, ssl_arg, f"{relay.direction} {relay.local_stream_name!r}", self._local_address
+            url,
+            ssl_arg,
+            f"{relay.direction} {relay.local_stream_name!r}",
+            self._local_address,
+            custom={self._token_name: token} if token else None,
+            headers={"Authorization": f"Bearer {token}"} if token else None,
         )
         await relay.agent.connect()
         return relay.agent

@@ -9,6 +9,7 @@ format switch), stream names with a ``?query`` (:func:`split_name`), ``rtmp://``
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlsplit
@@ -86,13 +87,13 @@ class RtmpUrl:
 def parse_url(url: str) -> RtmpUrl:
     """Split an RTMP URL the way FFmpeg does: with two path parts they are app and stream; with more,
     the first two are the app (``app/instance``) and the rest is the stream."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port or DEFAULT_PORT
+    except ValueError as exc:  # a bad IPv6 literal, a port out of range or not a number
+        raise RtmpError(f"bad RTMP URL {url!r}: {exc}") from None
     if parts.scheme != "rtmp":
         raise RtmpError(f"not an rtmp:// URL: {url!r}")
-    try:
-        host, port = parts.hostname, parts.port or DEFAULT_PORT
-    except ValueError:
-        raise RtmpError(f"bad port in RTMP URL {url!r}") from None
     if not host:
         raise RtmpError(f"no host in RTMP URL {url!r}")
     path, query = parts.path.lstrip("/"), f"?{parts.query}" if parts.query else ""
@@ -138,11 +139,12 @@ class Capabilities:
             table = obj.get(key)
             if isinstance(table, dict):
                 enhanced = True
-                found.update(k for k, v in table.items() if not isinstance(v, float) or int(v) != 0)
+                found.update(k for k, v in table.items() if not isinstance(v, float) or v != 0)
         caps = obj.get("capsEx")
         if isinstance(caps, float):
             enhanced = True
-        return cls(frozenset(found), int(caps) if isinstance(caps, float) and caps == caps else 0, enhanced)
+        caps_ex = int(caps) if isinstance(caps, float) and math.isfinite(caps) else 0
+        return cls(frozenset(found), caps_ex, enhanced)
 
     def accepts(self, fourcc: str) -> bool:
         return "*" in self.fourccs or fourcc in self.fourccs

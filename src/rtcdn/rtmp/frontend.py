@@ -6,14 +6,29 @@ the app name is not part of the stream name, as in WCS: ``live/cam`` and ``app2/
 stream ``cam``), a play an :class:`~.egress.RtmpEgress` (a frame player of a live stream, or one
 still connecting). Refusals are the status codes RTMP clients show: ``NetStream.Publish.BadName``
 (name taken), ``NetStream.Play.StreamNotFound``, ``NetStream.Play.Failed`` (no codec the player
-can take).
+can take, the stream has ``max_players_per_stream`` players).
+
+Access control: the token is the ``token`` query parameter (``auth_token_property_name``) of the
+stream key or of the connect URL (``rtmp://host/live/cam?token=JWT``, ``rtmp://host/live?token=JWT/cam``);
+a refusal is ``NetStream.Publish.Unauthorized`` / ``NetStream.Play.Failed`` "Restricted access",
+after the refusal delay.
 """
 
 from __future__ import annotations
 
 import logging
 
-from ..stream import EndReason, MediaState, NameInUse, NoCommonCodecs, StreamManager, StreamNotFound
+from ..access import AccessControl, Grant
+from ..stream import (
+    AccessDenied,
+    EndReason,
+    MediaState,
+    NameInUse,
+    NoCommonCodecs,
+    StreamManager,
+    StreamNotFound,
+    TooManyPlayers,
+)
 from ..tasks import TaskSet
 from .config import RtmpConfig
 from .connection import PlayOutput, PublishSink, RtmpServerConnection
@@ -26,6 +41,8 @@ logger = logging.getLogger(__name__)
 
 CONFIG = RtmpConfig(video_fourccs=("avc1", "vp08", "vp09"), audio_fourccs=("Opus", "mp4a"))
 "What rtcdn forwards to WebRTC without a video transcode (E-RTMP VP8/VP9/Opus: rtcdn to rtcdn)."
+RESTRICTED_ACCESS = "Restricted access"
+"WCS's info string for a refusal, as the description of the error status."
 
 
 class RtmpFrontEnd:
@@ -39,8 +56,10 @@ class RtmpFrontEnd:
         port: int,
         play_wait: float = 10.0,
         transcode_video: bool = False,
+        access: AccessControl | None = None,
     ) -> None:
         self.streams = streams
+        self.access = access if access is not None else AccessControl()
         self.transcode_video = transcode_video
         self.host = host
         self.port = port
@@ -75,13 +94,36 @@ class RtmpFrontEnd:
     ) -> PublishSink:
         if not name:
             raise RtmpRefused("NetStream.Publish.BadName", "the stream name is empty")
+        grant = await self._admit(conn, "publish", app, name, query)
         try:
             ingest = RtmpIngest(self.streams, name, app, conn.peer, conn.close, self._ingest_ended)
         except NameInUse:
             raise RtmpRefused("NetStream.Publish.BadName", f"Stream name is already in use: {name}") from None
+        self.access.admitted(ingest.id, grant)
         self.streams.sessions.add(ingest)
         self.publishers.add(ingest)
         return ingest
+
+    async def _admit(
+        self, conn: RtmpServerConnection, action: str, app: str, name: str, query: dict[str, str]
+    ) -> Grant | None:
+        """Access control of a publish/play (the token in the query, the REST hook)."""
+        if not self.access.active:
+            return None
+        payload = {
+            "appKey": app,
+            "sessionId": f"rtmp:{conn.peer}",
+            "published": action == "publish",
+            "status": "PENDING",
+            "mediaProvider": "RTMP",
+            "custom": query,
+        }
+        token = query.get(self.access.token_name) or None
+        try:
+            return await self.access.admit(action, name, token, None, payload, f"rtmp {conn.peer}")
+        except AccessDenied:
+            code = "NetStream.Publish.Unauthorized" if action == "publish" else "NetStream.Play.Failed"
+            raise RtmpRefused(code, RESTRICTED_ACCESS) from None
 
     def _ingest_ended(self, ingest: RtmpIngest) -> None:
         self.streams.sessions.discard(ingest)
@@ -92,10 +134,13 @@ class RtmpFrontEnd:
     async def on_play(
         self, conn: RtmpServerConnection, app: str, name: str, query: dict[str, str], out: PlayOutput
     ) -> None:
+        grant = await self._admit(conn, "play", app, name, query)
         try:
             stream = await self.streams.acquire(name, self.play_wait)
         except StreamNotFound:
             raise RtmpRefused("NetStream.Play.StreamNotFound", f"Stream not found: {name}") from None
+        except TooManyPlayers:
+            raise RtmpRefused("NetStream.Play.Failed", f"Too many players: {name}") from None
         try:
             player = RtmpEgress(
                 stream,
@@ -110,7 +155,8 @@ class RtmpFrontEnd:
         out.on_close = lambda reason: player.end(MediaState.ENDED, EndReason.CLIENT_STOP, reason)
         self.players.add(player)
         self.streams.sessions.add(player)
-        stream.add_player(player)
+        stream.add_player(player)  # acquire() checked the room, and nothing awaited since
+        self.access.admitted(player.id, grant)
         logger.info("rtmp %r: playing to %s", name, conn.peer)
 
     def _player_ended(self, player: RtmpEgress, reason: EndReason) -> None:

@@ -11,6 +11,10 @@ stream ended, or terminate) or FAILED (with ``info`` saying why). With ``retry``
 push whose remote drops or refuses goes back to PENDING and tries again after 1, 2, 4, ... 30 s
 while the stream lives; its ``info`` keeps the last failure. Without (CDN pushes) it fails at once
 and its owner decides.
+
+A push started with ``sign=True`` (the CDN's, to nodes of the cluster) carries a fresh service token
+in its stream key's query (``.../live/NAME?token=JWT``) on every attempt; pushes to third-party
+servers never do.
 """
 
 from __future__ import annotations
@@ -19,9 +23,10 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 from ..stream import EndReason, MediaError, MediaRecord, MediaState, StreamManager
 from ..tasks import TaskSet
@@ -56,6 +61,8 @@ class Push:
     "The URL actually published to."
     retry: bool = True
     options: dict[str, Any] = field(default_factory=dict)
+    sign: bool = False
+    "Carry a service token (pushes to nodes of the cluster)."
     id: str = field(default_factory=lambda: str(uuid.uuid4()))
     status: str = "NEW"
     info: str = ""
@@ -126,11 +133,21 @@ def target_url(rtmp_url: str, stream_name: str, full_url: bool) -> str:
 
 
 class PushManager:
-    """Every push of a node; owned by the Server, closed on shutdown."""
+    """Every push of a node; owned by the Server, closed on shutdown. ``service_token()``: a fresh
+    token for the pushes started with ``sign`` (None: none), sent as the query parameter
+    ``token_name``."""
 
-    def __init__(self, streams: StreamManager, transcode_video: bool = False) -> None:
+    def __init__(
+        self,
+        streams: StreamManager,
+        transcode_video: bool = False,
+        service_token: Callable[[], str | None] | None = None,
+        token_name: str = "token",
+    ) -> None:
         self._streams = streams
         self._transcode_video = transcode_video
+        self._service_token = service_token
+        self._token_name = token_name
         self._pushes: dict[str, Push] = {}
         self._tasks = TaskSet("rtmp-push")
 
@@ -144,8 +161,10 @@ class PushManager:
         full_url: bool = False,
         retry: bool = True,
         options: dict[str, Any] | None = None,
+        sign: bool = False,
     ) -> Push:
-        """Start pushing a live local stream (400 bad URL, 404 not live, 409 already pushed there)."""
+        """Start pushing a live local stream (400 bad URL, 404 not live, 409 already pushed there);
+        ``sign``: with a service token (to a node of the cluster only)."""
         target = target_url(rtmp_url, stream_name, full_url)
         try:
             self._streams.get_live(stream_name)
@@ -154,7 +173,7 @@ class PushManager:
         for other in self._pushes.values():
             if other.stream_name == stream_name and other.target == target and not other.finished:
                 raise PushError(409, f"stream {stream_name!r} is already pushed to {target} ({other.id})")
-        push = Push(stream_name, rtmp_url, target, retry, options or {})
+        push = Push(stream_name, rtmp_url, target, retry, options or {}, sign)
         self._pushes[push.id] = push
         self._streams.sessions.add(push)
         push.task = self._tasks.spawn(self._run(push), f"push:{stream_name}")
@@ -214,7 +233,7 @@ class PushManager:
         client.on_close = settle
         try:
             try:
-                await client.connect(push.target)
+                await client.connect(self._signed(push))
                 await client.publish()
             except RtmpError as exc:
                 return f"{type(exc).__name__}: {exc}"
@@ -231,7 +250,13 @@ class PushManager:
             except MediaError as exc:
                 self._finish(push, "FAILED", str(exc))
                 return None
-            stream.add_player(egress)
+            try:
+                stream.add_player(egress)
+            except MediaError as exc:  # the stream filled up (max_players_per_stream) or ended meanwhile
+                egress.end(MediaState.FAILED, EndReason.TERMINATED, str(exc))
+                await egress.close()
+                self._finish(push, "FAILED", f"{type(exc).__name__}: {exc}")
+                return None
             push.status, push.attempts = "PUBLISHING", 0
             logger.info("push %s: publishing %r on %s", push.id, push.stream_name, push.target)
             stop = asyncio.ensure_future(push._stop.wait())
@@ -250,6 +275,13 @@ class PushManager:
             return f"connection lost: {reason}"
         finally:
             await client.close()
+
+    def _signed(self, push: Push) -> str:
+        """The URL of an attempt: a signed push's gets a fresh service token in its query."""
+        token = self._service_token() if push.sign and self._service_token is not None else None
+        if token is None:
+            return push.target
+        return f"{push.target}{'&' if '?' in push.target else '?'}{urlencode({self._token_name: token})}"
 
     def _finish(self, push: Push, status: str, info: str) -> None:
         if push.finished:

@@ -16,6 +16,7 @@ from .errors import (
     NoCommonCodecs,
     StreamEnded,
     StreamNotFound,
+    TooManyPlayers,
 )
 from .manager import MediaSessions, StreamManager, StreamStats
 from .ports import FrameSink, MediaRecord, MediaSession, MediaState, Player, Publisher
@@ -47,4 +48,5 @@ __all__ = [
     "StreamNotFound",
     "StreamState",
     "StreamStats",
+    "TooManyPlayers",
 ]

@@ -63,6 +63,12 @@ class AccessDenied(MediaError):
     http_status = 403
 
 
+class TooManyPlayers(MediaError):
+    """The stream has ``max_players_per_stream`` players already."""
+
+    http_status = 503
+
+
 class EndReason(enum.Enum):
     """Why a publish or play ended; front ends word it for their clients."""
 
@@ -72,3 +78,4 @@ class EndReason(enum.Enum):
     CONNECTION_LOST = "the media connection was lost"
     TERMINATED = "terminated by the REST API"
     SHUTDOWN = "the server is shutting down"
+    REVOKED = "access revoked by the keep-alive hook"

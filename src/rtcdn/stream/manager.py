@@ -80,8 +80,10 @@ class StreamManager:
     """Streams by name. ``create`` reserves a name, ``acquire`` finds a stream to play (here or
     through the :class:`StreamDirectory`), ``listeners`` hear streams go live and close."""
 
-    def __init__(self, directory: StreamDirectory | None = None) -> None:
+    def __init__(self, directory: StreamDirectory | None = None, max_players: int = 0) -> None:
         self._streams: dict[str, Stream] = {}
+        self.max_players = max_players
+        "Players a stream may have (``max_players_per_stream``); 0: no cap."
         self.directory: StreamDirectory = directory if directory is not None else LocalDirectory()
         self.sessions = MediaSessions()
         self.stats = StreamStats()
@@ -111,7 +113,8 @@ class StreamManager:
 
     async def acquire(self, name: str, timeout: float) -> Stream:
         """A live stream to play: a local one, one still connecting (waited for up to
-        ``timeout`` s), or one the directory brings in; :class:`StreamNotFound` otherwise."""
+        ``timeout`` s), or one the directory brings in; :class:`StreamNotFound` otherwise,
+        :class:`TooManyPlayers` when it is full."""
         stream = self._streams.get(name)
         if stream is None and await self.directory.fetch(name):
             stream = self._streams.get(name)
@@ -124,6 +127,7 @@ class StreamManager:
                 raise StreamNotFound(f"stream {name!r} did not go live within {timeout:.0f} s") from None
             except StreamEnded:
                 raise StreamNotFound(f"stream {name!r} ended before it went live") from None
+        stream.check_room()  # refused before negotiating; add_player checks again
         return stream
 
     def find(self, name: str) -> Stream | None:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from ..rtp import RtpSink, TrackInfo
 from ..rtp.frame import Frame
-from .errors import EndReason, NoCommonCodecs, StreamEnded
+from .errors import EndReason, NoCommonCodecs, StreamEnded, TooManyPlayers
 from .fanout import TrackFanout
 from .ports import Player, Publisher
 
@@ -143,9 +143,18 @@ class Stream:
             fan.clock.on_sender_report(ntp_seconds, rtp_time)
 
     # --- player side ----------------------------------------------------------------------
+    def check_room(self) -> None:
+        """:class:`TooManyPlayers` if the stream has the manager's ``max_players`` (0: no cap)."""
+        cap = self._manager.max_players
+        if cap and len(self.players) >= cap:
+            raise TooManyPlayers(f"stream {self.name!r} has {len(self.players)} players (max {cap})")
+
     def add_player(self, player: Player) -> None:
+        """Attach ``player``; :class:`StreamEnded` if the stream ended, :class:`TooManyPlayers`
+        if it is full (every kind of player counts: relays and pushes out of it too)."""
         if self.closed:
             raise StreamEnded(f"stream {self.name!r} has ended")
+        self.check_room()
         self.players.append(player)
         for kind, sink in player.sinks().items():
             fan = self.tracks.get(kind)

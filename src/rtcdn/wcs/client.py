@@ -49,15 +49,18 @@ def agent_url(uri: str, use_ssl: bool) -> str:
     or a bare host, into ``wss://host:8443``; an explicit ``wss://`` is always honoured."""
     if "://" not in uri:
         uri = f"ws://{uri}"
-    parts = urlsplit(uri)
-    if parts.scheme not in ("ws", "wss") or not parts.hostname:
+    try:
+        parts = urlsplit(uri)
+        hostname, scheme, port = parts.hostname, parts.scheme, parts.port
+    except ValueError as exc:  # a bad IPv6 literal, a port out of range or not a number
+        raise AgentError(f"Bad URI: {uri!r} ({exc})") from None
+    if scheme not in ("ws", "wss") or not hostname:
         raise AgentError(f"Bad URI: {uri!r} (expected ws://host:port or wss://host:port)")
-    scheme, port = parts.scheme, parts.port
     if scheme == "ws" and use_ssl and port in (None, 8080):
         scheme, port = "wss", 8443
     if port is None:
         port = 8443 if scheme == "wss" else 8080
-    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    host = f"[{hostname}]" if ":" in hostname else hostname
     return urlunsplit((scheme, f"{host}:{port}", parts.path or "/", parts.query, ""))
 
 
@@ -80,7 +83,9 @@ class WcsAgent:
     none). ``local_address``: where the connection comes from (the agent then owns its client session);
     ``http``: a client session to share instead (left open by :meth:`close`). ``watch_all``: keep the
     frames of every mediaSessionId, watched or not (a client that sends hand-made requests), instead of
-    dropping those nobody watches. ``client``: the user agent sent in ``connection``.
+    dropping those nobody watches. ``client``: the user agent sent in ``connection``; ``custom``: its
+    ``custom`` object (a relay's service token: ``{"token": ...}``); ``headers``: extra headers of the
+    WebSocket upgrade (a relay's ``Authorization: Bearer``, which spares it the per-address caps).
     """
 
     def __init__(
@@ -93,6 +98,8 @@ class WcsAgent:
         http: aiohttp.ClientSession | None = None,
         watch_all: bool = False,
         client: str = "rtcdn relay agent",
+        custom: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         if http is not None and local_address is not None:
             raise ValueError("local_address binds the agent's own client session: give it or http, not both")
@@ -104,6 +111,8 @@ class WcsAgent:
         self._owns_http = http is None
         self._watch_all = watch_all
         self._client = client
+        self._custom = custom
+        self._headers = headers
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._watchers: dict[str, asyncio.Queue[Watched]] = {}
         self._handshake: asyncio.Future[dict[str, Any]] | None = None
@@ -153,14 +162,14 @@ class WcsAgent:
             local = (self._local_address, 0) if self._local_address else None
             self._http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(local_addr=local))
         self._ws = await self._http.ws_connect(
-            self.url, ssl=self._ssl, heartbeat=None, max_msg_size=m.MAX_FRAME_BYTES
+            self.url, ssl=self._ssl, heartbeat=None, max_msg_size=m.MAX_FRAME_BYTES, headers=self._headers
         )
         self._tasks.spawn(self._read(), "read")
 
     async def _establish(self) -> None:
         await self._open()
         self._handshake = asyncio.get_running_loop().create_future()
-        await self.send("connection", m.connection_payload(self._client))
+        await self.send("connection", m.connection_payload(self._client, custom=self._custom))
         self.user_data = await self._handshake
 
     # --- receiving ------------------------------------------------------------------------------

@@ -1,4 +1,10 @@
-"""The WCS front end: the WebSocket endpoint on the ws/wss ports, and the sessions it serves."""
+"""The WCS front end: the WebSocket endpoint on the ws/wss ports, and the sessions it serves.
+
+Before the upgrade: an ``Origin`` that ``allow_domains`` forbids gets 403, an address over its caps
+(sessions open, connection rate) 429, unless the upgrade carries a node's service token
+(``Authorization: Bearer``: relays and CDN pushes come many from one address); frames over
+:data:`~.messages.MAX_FRAME_BYTES` close the socket with 1009.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ import logging
 
 from aiohttp import web
 
+from ..access import AccessControl
 from ..stream import StreamManager
 from ..webrtc import MediaConfig
 from .messages import MAX_FRAME_BYTES
@@ -27,11 +34,13 @@ class WcsFrontEnd:
         media: MediaConfig,
         signaling: SignalingSettings,
         republish: Republish | None = None,
+        access: AccessControl | None = None,
     ) -> None:
         self.streams = streams
         self.media = media
         self.signaling = signaling
         self.republish = republish
+        self.access = access if access is not None else AccessControl()
         self.sessions: dict[str, WcsSession] = {}
 
     def app(self) -> web.Application:
@@ -43,10 +52,24 @@ class WcsFrontEnd:
         ws = web.WebSocketResponse(max_msg_size=MAX_FRAME_BYTES, autoping=True)
         if not ws.can_prepare(request).ok:
             return web.Response(status=426, text="rtcdn: this port speaks WebSocket (WCS WebSDK protocol)\n")
-        await ws.prepare(request)
+        origin = request.headers.get("Origin")
         peer = request.transport.get_extra_info("peername") if request.transport else None
-        remote = f"{peer[0]}:{peer[1]}" if peer else "unknown"
-        await WcsSession(self, ws, remote).run()
+        address = str(peer[0]) if peer else "unknown"
+        if not self.access.origins.allows(origin):
+            logger.info("ws: %s: Origin %r is not in allow_domains", address, origin)
+            return web.Response(status=403, text="rtcdn: Origin not allowed (allow_domains)\n")
+        counted = not await self.access.is_service(request.headers.get("Authorization"))
+        refusal = self.access.connections.admit(address) if counted else None
+        if refusal is not None:
+            logger.info("ws: refused: %s", refusal)
+            return web.Response(status=429, text=f"rtcdn: too many connections: {refusal}\n")
+        try:
+            await ws.prepare(request)
+            remote = f"{peer[0]}:{peer[1]}" if peer else "unknown"
+            await WcsSession(self, ws, remote, origin).run()
+        finally:
+            if counted:
+                self.access.connections.release(address)
         return ws
 
     async def close(self, info: str) -> None:

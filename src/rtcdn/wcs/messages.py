@@ -30,6 +30,11 @@ FAILED_BY_DTLS_ERROR = "Failed by DTLS error"
 FAILED_BY_ICE_KEEP_ALIVE = "Failed by ICE keep alive"
 RESTRICTED_ACCESS = "Restricted access"
 SERVER_SHUTDOWN = "Server shutdown"
+TERMINATED_BY_KEEP_ALIVE = "Terminated by keep-alive"
+TOO_MANY_PLAYERS = "Too many players"
+"Not a WCS string: ``max_players_per_stream`` (WCS has no such cap)."
+TOO_MANY_STREAMS = "Too many streams in the session"
+"Not a WCS string: ``max_streams_per_session``."
 
 # --- the message table: what a client may send besides the messages rtcdn answers
 # (``session.HANDLERS``) ---------------------------------------------------------------------
@@ -98,15 +103,21 @@ TERMINAL_STATUSES = (UNPUBLISHED, STOPPED, FAILED)
 "Statuses that end a stream: the SDK closes its peer and ignores later frames for the id."
 
 
-def connection_payload(client: str, app_key: str = "defaultApp") -> dict[str, Any]:
-    """The ``connection`` payload of a WebRTC-only WebSDK client; ``client`` is its user agent."""
-    return {
+def connection_payload(
+    client: str, app_key: str = "defaultApp", custom: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The ``connection`` payload of a WebRTC-only WebSDK client; ``client`` is its user agent,
+    ``custom`` what the SDK's ``createSession({custom})`` carries (e.g. ``{"token": ...}``)."""
+    payload: dict[str, Any] = {
         "appKey": app_key,
         "mediaProviders": ["WebRTC"],
         "clientVersion": "2.0",
         "clientBrowserVersion": client,
         "msePacketizationVersion": 2,
     }
+    if custom is not None:
+        payload["custom"] = custom
+    return payload
 
 
 def stream_payload(

@@ -20,6 +20,7 @@ from ..stream import (
     NoCommonCodecs,
     StreamEnded,
     StreamNotFound,
+    TooManyPlayers,
 )
 from . import messages as m
 
@@ -32,6 +33,7 @@ ERROR_INFO: dict[type[MediaError], str] = {
     DtlsFailed: m.FAILED_BY_DTLS_ERROR,
     StreamEnded: m.STOPPED_BY_PUBLISHER_STOP,
     AccessDenied: m.RESTRICTED_ACCESS,
+    TooManyPlayers: m.TOO_MANY_PLAYERS,
 }
 
 END_INFO: dict[EndReason, str] = {
@@ -41,6 +43,7 @@ END_INFO: dict[EndReason, str] = {
     EndReason.CONNECTION_LOST: m.FAILED_BY_ICE_KEEP_ALIVE,
     EndReason.TERMINATED: m.STOPPED_BY_REST_TERMINATE,
     EndReason.SHUTDOWN: m.SERVER_SHUTDOWN,
+    EndReason.REVOKED: m.TERMINATED_BY_KEEP_ALIVE,
 }
 
 

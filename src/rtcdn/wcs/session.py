@@ -17,7 +17,9 @@ from typing import Any, Protocol
 
 from aiohttp import WSMsgType, web
 
+from ..access import AccessControl, Grant
 from ..stream import (
+    AccessDenied,
     EndReason,
     MediaError,
     MediaRecord,
@@ -28,6 +30,7 @@ from ..stream import (
 )
 from ..tasks import TaskSet
 from ..webrtc import Answer, MediaConfig, WebRtcPlayer, WebRtcPublisher, egress, ingest
+from . import admission
 from . import messages as m
 from .records import END_INFO, error_info, record_fields
 
@@ -42,6 +45,8 @@ class SignalingSettings:
     ping_probes: int = 10
     "keep_alive.probes: unanswered pings before the session is closed."
     keepalive_enabled: bool = True
+    max_streams_per_session: int = 0
+    "Publishes + plays a session may have at once (0: no cap)."
 
 
 Republish = Callable[[str, str], object]
@@ -57,6 +62,7 @@ class SessionHost(Protocol):
     signaling: SignalingSettings
     sessions: dict[str, WcsSession]
     republish: Republish | None
+    access: AccessControl
 
 
 _MEDIA_STATES = {
@@ -82,6 +88,8 @@ class MediaHandle:
     status: str = m.PENDING
     stream: Stream | None = None
     task: asyncio.Task[None] | None = None
+    grant: Grant | None = None
+    "What admitted it (its own token, or the session's); None with auth off."
     created: float = field(default_factory=time.time)
     states: dict[str, dict[str, bool]] = field(
         default_factory=lambda: {"audioState": {"muted": False}, "videoState": {"muted": False}}
@@ -112,15 +120,22 @@ class MediaHandle:
 
 
 class WcsSession:
-    """One client connection. ``send`` is synchronous: frames go through an ordered queue."""
+    """One client connection. ``send`` is synchronous: frames go through an ordered queue.
+    ``origin``: the ``Origin`` header of the upgrade (for the ``connect`` hook)."""
 
-    def __init__(self, host: SessionHost, ws: web.WebSocketResponse, remote: str) -> None:
+    def __init__(
+        self, host: SessionHost, ws: web.WebSocketResponse, remote: str, origin: str | None = None
+    ) -> None:
         self.host = host
         self.ws = ws
         self.id = f"/{remote}/{uuid.uuid4().hex[:8]}"
         self.remote = remote
+        self.origin = origin
         self.app_key = ""
         self.established = False
+        self.grant: Grant | None = None
+        "The grant of the session's token (``connection`` ``custom``), if it had one."
+        self._connecting = False
         self.created = time.time()
         self.handles: dict[str, MediaHandle] = {}
         self.tasks = TaskSet(f"session{self.id}")
@@ -229,13 +244,31 @@ class WcsSession:
         self._fail_frame(message, f"{message} before 'connection': {m.SESSION_NOT_READY}")
 
     def _on_connection(self, payload: Any) -> None:
-        if self.established:
+        if self.established or self._connecting:
             self._log.info("session %s: repeated connection ignored", self.id)
             return
         obj = payload if isinstance(payload, dict) else {}
         self.app_key = str(obj.get("appKey") or "defaultApp")
+        if self.host.access.active:  # a token or the connect hook to check first
+            self._connecting = True
+            self.tasks.spawn(self._admit_connection(obj), "connection")
+        else:
+            self._establish(obj)
+
+    async def _admit_connection(self, obj: dict[str, Any]) -> None:
+        """Check the token and the ``connect`` hook; a refusal fails the session and closes it."""
+        try:
+            self.grant = await admission.connect(self, obj)
+        except AccessDenied:
+            fail = {"apiMethod": "ConnectionStatusEvent", "status": m.FAILED, "info": m.RESTRICTED_ACCESS}
+            self.send("fail", fail)
+            await self.close(m.RESTRICTED_ACCESS)
+            return
+        self._establish(obj)
+
+    def _establish(self, obj: dict[str, Any]) -> None:
         self.established = True
-        reply = {
+        reply: dict[str, Any] = {
             k: obj[k]
             for k in (
                 "appKey",
@@ -278,6 +311,10 @@ class WcsSession:
         if not name:
             self._status(msid, name, published, m.FAILED, "Stream name is empty")
             return None
+        cap = self.host.signaling.max_streams_per_session
+        if cap and len(self.handles) >= cap:
+            self._status(msid, name, published, m.FAILED, m.TOO_MANY_STREAMS)
+            return None
         peer_cls = WebRtcPublisher if published else WebRtcPlayer
         peer = peer_cls(self.host.media, f"{'publish' if published else 'play'} {name!r} {msid}")
         handle = MediaHandle(id=msid, name=name, published=published, peer=peer, session=self)
@@ -289,27 +326,35 @@ class WcsSession:
         handle = self._new_handle(payload, True)
         if handle is not None:
             rtmp_url = m.text_field(payload, "rtmpUrl")
-            task = self._publish(handle, payload.get("sdp"), rtmp_url)
+            task = self._publish(handle, payload, rtmp_url)
             handle.task = self.tasks.spawn(task, f"publish:{handle.id}")
 
     def _on_playStream(self, payload: Any) -> None:
         handle = self._new_handle(payload, False)
         if handle is not None:
-            handle.task = self.tasks.spawn(self._play(handle, payload.get("sdp")), f"play:{handle.id}")
+            handle.task = self.tasks.spawn(self._play(handle, payload), f"play:{handle.id}")
 
     def _answer(self, h: MediaHandle, offer: Any) -> Answer:
         return Answer(
             offer if isinstance(offer, str) else "", lambda sdp: self.send("setRemoteSDP", h.id, sdp)
         )
 
-    async def _publish(self, h: MediaHandle, offer: Any, rtmp_url: str | None = None) -> None:
+    async def _admit(self, h: MediaHandle, payload: Any) -> None:
+        """Access control of a publish/play (its token, the hook); raises AccessDenied."""
+        access = self.host.access
+        if access.active:
+            h.grant = await admission.admit(self, h, payload)
+            access.admitted(h.id, h.grant)
+
+    async def _publish(self, h: MediaHandle, payload: Any, rtmp_url: str | None = None) -> None:
         peer = h.peer
         assert isinstance(peer, WebRtcPublisher)
         peer.on_end = lambda reason: self._end(h, m.UNPUBLISHED, END_INFO[reason])
         peer.on_lost = lambda clean: self._lost(h, clean)
         try:
+            await self._admit(h, payload)
             h.stream = stream = self.host.streams.create(h.name, peer)
-            await ingest.publish(stream, peer, self._answer(h, offer))
+            await ingest.publish(stream, peer, self._answer(h, payload.get("sdp")))
         except MediaError as exc:
             self._log.warning("session %s: publish %r failed: %s", self.id, h.name, exc)
             self._end(h, m.FAILED, error_info(exc))
@@ -325,15 +370,16 @@ class WcsSession:
             except Exception as exc:  # a refusal (bad URL, already pushed) must not end the publish
                 self._log.warning("session %s: cannot republish %r to %s: %s", self.id, h.name, rtmp_url, exc)
 
-    async def _play(self, h: MediaHandle, offer: Any) -> None:
+    async def _play(self, h: MediaHandle, payload: Any) -> None:
         peer = h.peer
         assert isinstance(peer, WebRtcPlayer)
         peer.on_end = lambda reason: self._end(h, m.STOPPED, END_INFO[reason])
         peer.on_lost = lambda clean: self._lost(h, clean)
         peer.on_event = lambda event: self.send("notifyStreamEvent", {**event, "mediaSessionId": h.id})
         try:
+            await self._admit(h, payload)
             h.stream = stream = await self.host.streams.acquire(h.name, self.host.media.connect_timeout)
-            await egress.play(stream, peer, self._answer(h, offer))
+            await egress.play(stream, peer, self._answer(h, payload.get("sdp")))
         except MediaError as exc:
             self._log.warning("session %s: play %r failed: %s", self.id, h.name, exc)
             ended = isinstance(exc, StreamEnded)
@@ -387,7 +433,9 @@ class WcsSession:
         )
 
     def _status_of(self, h: MediaHandle, info: str = "") -> None:
-        self.send("notifyStreamStatusEvent", {**h.fields(), **h.states, "info": info})
+        event = {**h.fields(), **h.states, "info": info}
+        self.send("notifyStreamStatusEvent", event)
+        self.host.access.notify_status(event, h.grant or self.grant)
 
     def _stop(self, payload: Any, published: bool) -> None:
         msid = m.text_field(payload, "mediaSessionId")

@@ -8,7 +8,8 @@ below that. The hooks here:
 * :func:`gather_host_candidates` replaces aioice's gathering with host candidates on chosen
   addresses and a UDP port range;
 * :func:`bound_receive_queue` caps aioice's receive queue (drop oldest) so overload means loss,
-  not seconds of delay;
+  not seconds of delay, and puts the test-only fault injector of :mod:`.faults` in front of it
+  when one is set (``RTCDN_FAULTS``);
 * :func:`install_ingest` takes a publisher connection's decrypted RTP at
   ``RTCDtlsTransport._handle_rtp_data`` and keeps aiortc's RTCP receiver reports, REMB and NACK;
 * :func:`install_egress` turns an ``RTCRtpSender`` into a passthrough sender: no encoder, our
@@ -59,6 +60,7 @@ from pylibsrtp import SRTP_MAX_TRAILER_LEN
 from pylibsrtp import _binding as srtp_binding
 
 from ..rtp import RtpError, Transmit, unwrap_rtx
+from .faults import Faults, faults_for
 
 logger = logging.getLogger(__name__)
 
@@ -146,7 +148,7 @@ def patch_gathering(pc: Any, addresses: Sequence[str], ports: PortRange, public_
             await gather_host_candidates(conn, addresses, ports, public_ip)
 
         conn.gather_candidates = gather
-        bound_receive_queue(conn)
+        bound_receive_queue(conn, faults=faults_for(ports))
 
 
 RECEIVE_QUEUE_LIMIT = 256
@@ -154,8 +156,9 @@ RECEIVE_QUEUE_LIMIT = 256
 queue is unbounded: under CPU overload delay would grow without end; past this the oldest go."""
 
 
-def bound_receive_queue(conn: Any, limit: int = RECEIVE_QUEUE_LIMIT) -> None:
-    """Keep at most ``limit`` datagrams queued, dropping the oldest (loss, not seconds of delay)."""
+def bound_receive_queue(conn: Any, limit: int = RECEIVE_QUEUE_LIMIT, faults: Faults | None = None) -> None:
+    """Keep at most ``limit`` datagrams queued, dropping the oldest (loss, not seconds of delay).
+    With ``faults`` (tests: :mod:`.faults`, ``RTCDN_FAULTS``) datagrams go through them first."""
     queue = conn._queue
     conn.dropped = 0
 
@@ -169,7 +172,7 @@ def bound_receive_queue(conn: Any, limit: int = RECEIVE_QUEUE_LIMIT) -> None:
                 )
         queue.put_nowait((data, component))
 
-    conn.data_received = data_received
+    conn.data_received = data_received if faults is None else faults.wrap(data_received)
 
 
 async def gather_host_candidates(

@@ -7,7 +7,9 @@
 * ``DELETE`` the resource → ``200`` (an explicit ``Content-Length: 0``; ffmpeg reads the body).
 * ``OPTIONS`` → ``204`` with ``Accept-Post``; CORS on every answer; ``GET`` → ``204``.
 * Errors: a status code and a one-line text reason (404 unknown stream, 409 name taken, 400 bad
-  SDP, 422 no common codec, 415 wrong content type, 401/403 refused by the authorization hook).
+  SDP, 422 no common codec, 415 wrong content type, 401/403 refused by the authorization hook: no
+  ``Authorization: Bearer`` token / a token that does not do, 503 the stream has all the players
+  ``max_players_per_stream`` allows).
 """
 
 from __future__ import annotations
@@ -39,12 +41,13 @@ CORS = {
     "Access-Control-Max-Age": "86400",
 }
 
-Authorize = Callable[[str | None, str, str], Awaitable[bool]]
-"""``authorize(bearer_token, action, stream_name)`` with action ``publish`` or ``play``: may the
-request go on? (A later issue checks JWTs here; the default allows everyone.)"""
+Authorize = Callable[[str | None, str, str, str], Awaitable[bool]]
+"""``authorize(bearer_token, action, stream_name, remote_address)`` with action ``publish`` or
+``play``: may the request go on? (The Server gives :meth:`rtcdn.access.AccessControl.bearer`: the
+JWT and the REST hooks; the default allows everyone.)"""
 
 
-async def allow_all(token: str | None, action: str, name: str) -> bool:
+async def allow_all(token: str | None, action: str, name: str, remote: str) -> bool:
     return True
 
 
@@ -104,16 +107,20 @@ class WhipFrontEnd:
             return _error(415, f"expected Content-Type: application/sdp, got {request.content_type}")
         if (request.content_length or 0) > MAX_SDP_BYTES:
             return _error(413, f"SDP offer larger than {MAX_SDP_BYTES} bytes")
+        raw = await _read_capped(request, MAX_SDP_BYTES)
+        if raw is None:
+            return _error(413, f"SDP offer larger than {MAX_SDP_BYTES} bytes")
         try:
-            offer = (await request.content.read(MAX_SDP_BYTES + 1)).decode("utf-8")
+            offer = raw.decode("utf-8")
         except UnicodeDecodeError:
             return _error(400, "SDP offer is not UTF-8")
-        if len(offer) > MAX_SDP_BYTES:
-            return _error(413, f"SDP offer larger than {MAX_SDP_BYTES} bytes")
         token = _bearer(request)
-        if not await self.authorize(token, "publish" if kind == "whip" else "play", name):
-            return _error(401 if token is None else 403, "not authorized")
         remote = request.remote or "unknown"
+        if not await self.authorize(token, "publish" if kind == "whip" else "play", name, remote):
+            if token is None:  # RFC 6750 §3: say which scheme
+                challenge = {**CORS, "WWW-Authenticate": 'Bearer realm="rtcdn"'}
+                return web.Response(status=401, text="a Bearer token is needed\n", headers=challenge)
+            return _error(403, "not authorized")
         peer_cls = WebRtcPublisher if kind == "whip" else WebRtcPlayer
         peer = peer_cls(self.media, f"{kind} {name!r} from {remote}")
         res = WhipResource(kind=kind, name=name, peer=peer, remote=remote, on_end=self._forget)
@@ -154,7 +161,10 @@ class WhipFrontEnd:
             return _error(422, "ICE restart is not supported (aiortc cannot restart ICE)")
         if if_match is not None and if_match != res.etag:
             return _error(412, f"If-Match {if_match} does not match the resource's ETag {res.etag}")
-        fragment = (await request.content.read(MAX_SDP_BYTES)).decode("utf-8", "replace")
+        raw = await _read_capped(request, MAX_SDP_BYTES)
+        if raw is None:
+            return _error(413, f"SDP fragment larger than {MAX_SDP_BYTES} bytes")
+        fragment = raw.decode("utf-8", "replace")
         ufrag = next(
             (ln.split(":", 1)[1].strip() for ln in fragment.splitlines() if ln.startswith("a=ice-ufrag:")),
             None,
@@ -209,6 +219,18 @@ class WhipFrontEnd:
         if self._closers:
             await asyncio.wait(self._closers, timeout=5.0)
         await self._tasks.close()
+
+
+async def _read_capped(request: web.Request, limit: int) -> bytes | None:
+    """The whole body (a single ``read(n)`` may return only part of it), or None past ``limit``."""
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await request.content.read(limit + 1 - size):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            return None
+    return b"".join(chunks)
 
 
 def _link(entry: str) -> str:
