@@ -39,15 +39,21 @@ RELAY_FIELDS = (
 )
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
 async def body(request: web.Request) -> dict[str, Any]:
     """The JSON object body; an empty body is ``{}``; anything else is a 400."""
     raw = await request.read()
     if not raw.strip():
         return {}
     try:
-        obj = json.loads(raw)
+        obj = json.loads(raw, parse_constant=_no_constant)
     except ValueError as exc:
         raise ApiError(400, f"body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ApiError(400, "body is not valid JSON: nested too deep") from None
     if not isinstance(obj, dict):
         raise ApiError(400, "body must be a JSON object")
     return obj

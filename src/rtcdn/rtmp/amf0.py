@@ -153,7 +153,10 @@ class _Decoder:
             self.need(2, "a date time zone")
             if not math.isfinite(ms) or abs(ms) > 8.64e15:
                 raise AmfError(f"AMF0 date at offset {at} is out of range: {ms!r}")
-            return _EPOCH + timedelta(milliseconds=ms)
+            try:
+                return _EPOCH + timedelta(milliseconds=ms)
+            except OverflowError:  # inside AMF's range but not datetime's (years 1..9999)
+                raise AmfError(f"AMF0 date at offset {at} is outside years 1-9999: {ms!r}") from None
         if marker == OBJECT_END:
             raise AmfError(f"AMF0 object-end marker outside an object at offset {at}")
         name = _NAMES.get(marker)

@@ -176,7 +176,8 @@ class Depacketizer:
     def flush(self) -> list[Frame]:
         """End of stream: give up on every gap and emit what is complete; drop a frame left open."""
         out: list[Frame] = []
-        self._drain(out, True)
+        if self._next is not None:  # nothing arrived yet: nothing to drain
+            self._drain(out, True)
         if self._active:
             self._active = False
             self._broken()

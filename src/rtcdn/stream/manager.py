@@ -43,37 +43,50 @@ class StreamStats:
 
 
 class MediaSessions:
-    """Every publish and play of every protocol, by media session id."""
+    """Every publish and play of every protocol, by media session id. Ids are chosen by clients
+    (WCS's mediaSessionId), so two sessions may share one: each id holds a list."""
 
     def __init__(self) -> None:
-        self._by_id: dict[str, MediaSession] = {}
+        self._by_id: dict[str, list[MediaSession]] = {}
+        self._count = 0
 
     def add(self, session: MediaSession) -> None:
-        self._by_id[session.id] = session
+        same = self._by_id.setdefault(session.id, [])
+        if not any(s is session for s in same):
+            same.append(session)
+            self._count += 1
 
     def discard(self, session: MediaSession) -> None:
-        if self._by_id.get(session.id) is session:
+        same = self._by_id.get(session.id)
+        if same is None:
+            return
+        for i, s in enumerate(same):
+            if s is session:
+                del same[i]
+                self._count -= 1
+                break
+        if not same:
             del self._by_id[session.id]
 
     def get(self, media_id: str) -> MediaSession | None:
-        return self._by_id.get(media_id)
+        same = self._by_id.get(media_id)
+        return same[0] if same else None
 
     def __iter__(self) -> Iterator[MediaSession]:
-        return iter(list(self._by_id.values()))
+        return iter([s for same in self._by_id.values() for s in same])
 
     def __len__(self) -> int:
-        return len(self._by_id)
+        return self._count
 
     def records(self) -> list[MediaRecord]:
         return [s.describe() for s in self]
 
     def terminate(self, media_id: str) -> bool:
-        """End one publish/play from outside (REST); False if there is none of that id."""
-        session = self._by_id.get(media_id)
-        if session is None:
-            return False
-        session.terminate(EndReason.TERMINATED)
-        return True
+        """End every publish/play of that id from outside (REST); False if there is none."""
+        same = list(self._by_id.get(media_id, ()))
+        for session in same:
+            session.terminate(EndReason.TERMINATED)
+        return bool(same)
 
 
 class StreamManager:

@@ -73,12 +73,19 @@ def parse_frame(text: str) -> tuple[str, Any]:
     return message, data[0] if data else None
 
 
+def _no_constant(name: str) -> Any:
+    """NaN and Infinity are not JSON (Python's json reads them; the WebSDK's JSON.parse would not)."""
+    raise ValueError(f"{name} is not a JSON value")
+
+
 def parse_frame_data(text: str) -> tuple[str, list[Any]]:
     """Return ``(message, data)`` of a frame (``data`` as a list); raises :class:`ProtocolError`."""
     try:
-        obj = json.loads(text)
+        obj = json.loads(text, parse_constant=_no_constant)
     except ValueError as exc:
         raise ProtocolError(f"malformed JSON: {exc}") from None
+    except RecursionError:
+        raise ProtocolError("malformed JSON: nested too deep") from None
     if not isinstance(obj, dict):
         raise ProtocolError("frame is not a JSON object")
     message = obj.get("message")

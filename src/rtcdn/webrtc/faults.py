@@ -277,8 +277,8 @@ class _Connection:
             wait = spec.delay + (rng.uniform(-spec.jitter, spec.jitter) if spec.jitter else 0.0)
             loop = asyncio.get_running_loop()
             at = loop.time() + max(0.0, wait)
-            if not spec.reorder:
-                at = self.last_at = max(at, self.last_at)
+            if not spec.reorder:  # strictly later: the loop's timer heap does not keep ties in order
+                at = self.last_at = max(at, self.last_at + 1e-6)
             stats.delayed += 1
             loop.call_at(at, self.arrive, index, data, component)
 
