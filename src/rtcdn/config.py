@@ -316,6 +316,15 @@ class Settings:
     keep_alive_enabled: bool = setting(
         True, Key("keep_alive.algorithm", _keepalive_on, "`NONE` turns pings off", shown=UNSET)
     )
+    rtp_activity_timeout: float = setting(
+        6.0,
+        Key(
+            "rtp_activity_timeout",
+            _seconds,
+            "seconds without a packet from a live stream's publisher before it ends (a hung publisher "
+            "or origin): players get `Failed by RTP activity`; 0 = never",
+        ),
+    )
     webrtc_connect_timeout_ms: int = setting(
         15000,
         Key(

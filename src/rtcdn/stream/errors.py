@@ -79,3 +79,4 @@ class EndReason(enum.Enum):
     TERMINATED = "terminated by the REST API"
     SHUTDOWN = "the server is shutting down"
     REVOKED = "access revoked by the keep-alive hook"
+    RTP_INACTIVE = "no media from the publisher"

@@ -93,9 +93,16 @@ class StreamManager:
     """Streams by name. ``create`` reserves a name, ``acquire`` finds a stream to play (here or
     through the :class:`StreamDirectory`), ``listeners`` hear streams go live and close."""
 
-    def __init__(self, directory: StreamDirectory | None = None, max_players: int = 0) -> None:
+    def __init__(
+        self,
+        directory: StreamDirectory | None = None,
+        max_players: int = 0,
+        rtp_activity_timeout: float = 0.0,
+    ) -> None:
         self._streams: dict[str, Stream] = {}
         self.max_players = max_players
+        self.rtp_activity_timeout = rtp_activity_timeout
+        "Seconds without a packet after which a live stream ends (a hung publisher); 0: never."
         "Players a stream may have (``max_players_per_stream``); 0: no cap."
         self.directory: StreamDirectory = directory if directory is not None else LocalDirectory()
         self.sessions = MediaSessions()

@@ -64,6 +64,8 @@ class Stream:
         self._pli_outstanding = False
         self._pli_timer: asyncio.TimerHandle | None = None
         self._pli_check: asyncio.TimerHandle | None = None
+        self._activity_timer: asyncio.TimerHandle | None = None
+        self._active_at = time.monotonic()
 
     @property
     def live(self) -> bool:
@@ -104,6 +106,26 @@ class Stream:
             self._changed.set()
             logger.info("stream %r: live with %s", self.name, sorted(self.tracks))
             self._manager._notify("live", self)
+            if self._manager.rtp_activity_timeout > 0:
+                self._watch_activity(-1)
+
+    def _watch_activity(self, seen: int) -> None:
+        """Every sixth of the timeout: a live stream whose packet count stood still for the whole
+        timeout ends (the publisher hangs: its sockets are open, nothing comes), players told."""
+        self._activity_timer = None
+        if self.state is not StreamState.LIVE:
+            return
+        packets = sum(fan.packets for fan in self.tracks.values())
+        now = time.monotonic()
+        if packets != seen:
+            self._active_at = now
+        elif now - self._active_at >= self._manager.rtp_activity_timeout:
+            logger.warning("stream %r: no packet for %.0f s, ending it", self.name, now - self._active_at)
+            self.close(EndReason.RTP_INACTIVE, notify_publisher=True)
+            return
+        loop = asyncio.get_running_loop()
+        delay = self._manager.rtp_activity_timeout / 6
+        self._activity_timer = loop.call_later(delay, self._watch_activity, packets)
 
     async def wait_live(self, timeout: float) -> None:
         """Return once the stream is live; :class:`StreamEnded` if it closes first,
@@ -251,10 +273,10 @@ class Stream:
             return
         self.state = StreamState.CLOSED
         self._changed.set()
-        for timer in (self._pli_timer, self._pli_check):
+        for timer in (self._pli_timer, self._pli_check, self._activity_timer):
             if timer is not None:
                 timer.cancel()
-        self._pli_timer = self._pli_check = None
+        self._pli_timer = self._pli_check = self._activity_timer = None
         self._manager._forget(self)
         self._manager._notify("closed", self)
         players, self.players = self.players, []

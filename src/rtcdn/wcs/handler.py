@@ -66,7 +66,7 @@ class WcsFrontEnd:
         try:
             await ws.prepare(request)
             remote = f"{peer[0]}:{peer[1]}" if peer else "unknown"
-            await WcsSession(self, ws, remote, origin).run()
+            await WcsSession(self, ws, remote, origin, request.transport).run()
         finally:
             if counted:
                 self.access.connections.release(address)

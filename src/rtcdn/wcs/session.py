@@ -36,6 +36,9 @@ from .records import END_INFO, error_info, record_fields
 
 logger = logging.getLogger(__name__)
 
+CLOSE_TIMEOUT = 1.0
+"Seconds a closing handshake may take before the connection is aborted."
+
 
 @dataclass
 class SignalingSettings:
@@ -124,10 +127,17 @@ class WcsSession:
     ``origin``: the ``Origin`` header of the upgrade (for the ``connect`` hook)."""
 
     def __init__(
-        self, host: SessionHost, ws: web.WebSocketResponse, remote: str, origin: str | None = None
+        self,
+        host: SessionHost,
+        ws: web.WebSocketResponse,
+        remote: str,
+        origin: str | None = None,
+        transport: asyncio.BaseTransport | None = None,
     ) -> None:
+        """``transport``: the connection under ``ws``, aborted when a close cannot be delivered."""
         self.host = host
         self.ws = ws
+        self.transport = transport
         self.id = f"/{remote}/{uuid.uuid4().hex[:8]}"
         self.remote = remote
         self.origin = origin
@@ -164,7 +174,7 @@ class WcsSession:
             await asyncio.sleep(settings.ping_interval)
             if self._missed_pongs >= settings.ping_probes:
                 self._log.warning("session %s: %d pings unanswered, closing", self.id, self._missed_pongs)
-                await self.ws.close(code=4000, message=b"keep-alive: pings unanswered")
+                await self._close_socket(4000, b"keep-alive: pings unanswered")
                 return
             self._missed_pongs += 1
             self.send("ping")
@@ -188,6 +198,17 @@ class WcsSession:
         finally:
             await self.close(m.STOPPED_BY_SESSION_DISCONNECT)
 
+    async def _close_socket(self, code: int, message: bytes) -> None:
+        """A closing handshake, or, when the client does not read (the close frame waits behind a
+        full TCP send buffer), an abort after CLOSE_TIMEOUT: a stalled client never keeps its session."""
+        try:
+            async with asyncio.timeout(CLOSE_TIMEOUT):
+                await self.ws.close(code=code, message=message)
+        except TimeoutError:
+            self._log.warning("session %s: the client does not read; connection aborted", self.id)
+            if isinstance(self.transport, asyncio.WriteTransport):
+                self.transport.abort()
+
     async def close(self, info: str) -> None:
         """Tell the client every stream ended, close peers and the socket, stop tasks (idempotent)."""
         if self._closing:
@@ -199,7 +220,7 @@ class WcsSession:
         if self._writer_task is not None and not self.ws.closed:
             await asyncio.wait({self._writer_task}, timeout=2.0)
         if not self.ws.closed:
-            await self.ws.close(code=1001, message=info.encode()[:120])
+            await self._close_socket(1001, info.encode()[:120])
         if self._closers:
             await asyncio.wait(self._closers, timeout=5.0)
         await self.tasks.close()

@@ -298,10 +298,17 @@ class IngestTrack:
         self.clock_rate = codecs[0].clockRate if codecs else 90000
         self.media_ssrc: int | None = None
         self.nack = NackGenerator() if kind == "video" else None
+        self.nack_tries: dict[int, int] = {}
+        "Missing sequence numbers NACKed so far, and how often."
+        self.nack_timer: asyncio.TimerHandle | None = None
         self.stats: dict[int, StreamStatistics] = receiver._RTCRtpReceiver__remote_streams
 
 
 OnRtp = Callable[[str, bytes, int, int], None]
+NACK_RETRY_INTERVAL = 0.1
+"Seconds after a NACK before the packets still missing are asked for again (a resend may be lost too)."
+NACK_TRIES = 3
+"NACKs per missing packet at most; then the keyframe machinery takes over."
 OnSenderReport = Callable[[str, float, int], None]
 "``on_sr(kind, ntp_unix_seconds, rtp_timestamp)``: a publisher's RTCP sender report."
 NTP_UNIX_OFFSET = 2208988800
@@ -378,12 +385,31 @@ def install_ingest(
         if not packet.payload:
             return  # padding-only probe
         if track.nack is not None and track.nack.add(packet):
-            ssrc = rtcp_ssrc(track)
-            if ssrc is not None:
-                nack = RtcpRtpfbPacket(fmt=1, ssrc=ssrc, media_ssrc=packet.ssrc)
-                nack.lost = sorted(track.nack.missing)
-                send_rtcp(nack)
+            send_nack(track, packet.ssrc, [seq for seq in track.nack.missing if seq not in track.nack_tries])
         on_rtp(track.kind, data, packet.sequence_number, packet.timestamp)
+
+    def send_nack(track: IngestTrack, media_ssrc: int, lost: list[int]) -> None:
+        ssrc = rtcp_ssrc(track)
+        if ssrc is None or not lost:
+            return
+        for seq in lost:
+            track.nack_tries[seq] = track.nack_tries.get(seq, 0) + 1
+        nack = RtcpRtpfbPacket(fmt=1, ssrc=ssrc, media_ssrc=media_ssrc)
+        nack.lost = sorted(lost)
+        send_rtcp(nack)
+        if track.nack_timer is None:
+            loop = asyncio.get_running_loop()
+            track.nack_timer = loop.call_later(NACK_RETRY_INTERVAL, retry_nacks, track, media_ssrc)
+
+    def retry_nacks(track: IngestTrack, media_ssrc: int) -> None:
+        """Ask again for what is still missing (aiortc's NackGenerator reports only new gaps)."""
+        track.nack_timer = None
+        missing = track.nack.missing if track.nack is not None else set()
+        for seq in [s for s in track.nack_tries if s not in missing]:
+            del track.nack_tries[seq]  # arrived, or too old to track
+        if dtls.state != "connected":
+            return
+        send_nack(track, media_ssrc, [seq for seq in missing if track.nack_tries.get(seq, 0) < NACK_TRIES])
 
     dtls._handle_rtp_data = handle_rtp_data
 
