@@ -394,7 +394,7 @@ class WcsSession:
     async def _play(self, h: MediaHandle, payload: Any) -> None:
         peer = h.peer
         assert isinstance(peer, WebRtcPlayer)
-        peer.on_end = lambda reason: self._end(h, m.STOPPED, END_INFO[reason])
+        peer.on_end = lambda reason: self._end(h, _play_status(reason), END_INFO[reason])
         peer.on_lost = lambda clean: self._lost(h, clean)
         peer.on_event = lambda event: self.send("notifyStreamEvent", {**event, "mediaSessionId": h.id})
         try:
@@ -524,6 +524,11 @@ class WcsSession:
     def _on_call(self, payload: Any) -> None:
         call_id = payload.get("callId") if isinstance(payload, dict) else None
         self.send("finish", {"callId": call_id, "status": "FAILED", "info": "SIP calls are not supported"})
+
+
+def _play_status(reason: EndReason) -> str:
+    """A play the stream ended: STOPPED, but FAILED when the publisher went silent (hung)."""
+    return m.FAILED if reason is EndReason.RTP_INACTIVE else m.STOPPED
 
 
 HANDLERS: dict[str, Callable[[WcsSession, Any], None]] = {
