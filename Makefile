@@ -30,9 +30,9 @@ run: install
 chromium:
 	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; }
 
-# Debian's ffmpeg (5.1): the RTMP publisher and player of tests/rtmp and tests/e2e/test_rtmp_pages.py, and bench/rtmp.py
+# Debian's ffmpeg (5.1) and rtmpdump (librtmp): the RTMP peers of tests/rtmp and tests/e2e/test_rtmp_*.py, and bench/rtmp.py
 ffmpeg:
-	@command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends ffmpeg; }
+	@command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null && command -v rtmpdump >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends ffmpeg rtmpdump; }
 
 # Debian's nginx with libnginx-mod-rtmp: the third-party RTMP server of tests/e2e/test_rtmp_nginx.py, which runs
 # its own nginx on a loopback address; the package's service is disabled and stopped (nothing on port 80)
