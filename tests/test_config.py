@@ -24,11 +24,11 @@ def test_defaults_are_wcs_ports() -> None:
 
 
 def test_properties_syntax() -> None:
-    text = "# comment\n! also\nws.port = 1\nwss.port:2\nip_local 10.0.0.1\ncodecs=opus,\\\n   h264\n\n"
+    text = "# comment\n! also\nws.port = 1\nwss.port:2\nip_local 203.0.113.1\ncodecs=opus,\\\n   h264\n\n"
     assert list(iter_properties(text)) == [
         (3, "ws.port", "1"),
         (4, "wss.port", "2"),
-        (5, "ip_local", "10.0.0.1"),
+        (5, "ip_local", "203.0.113.1"),
         (6, "codecs", "opus,h264"),
     ]
 

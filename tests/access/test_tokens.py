@@ -159,7 +159,9 @@ def test_settings_that_do_not_fit(tmp_path: Path) -> None:
     assert (s.auth_jwt_keys, s.auth_jwt_audience, s.rest_on_error) == (KEYS, "rtcdn", "FAIL")
     assert (s.rest_request_timeout, s.auth_failure_delay_ms, s.max_players_per_stream) == (0.5, (100, 300), 3)
     assert s.allow_domains == ["*.example.com", "!evil.example.com"] and s.limits_exempt_ips == []
-    (tmp_path / "flashphoner.properties").write_text("limits_exempt_ips=10.0.0.0/33\nrest_on_error=MAYBE\n")
+    (tmp_path / "flashphoner.properties").write_text(
+        "limits_exempt_ips=203.0.113.0/33\nrest_on_error=MAYBE\n"
+    )
     with pytest.raises(ConfigError) as caught:
         load(tmp_path)
     assert [p.split(": ", 2)[1] for p in caught.value.problems] == ["limits_exempt_ips", "rest_on_error"]

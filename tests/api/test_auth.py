@@ -206,12 +206,12 @@ def test_config_keys(tmp_path: Path) -> None:
     set_user(tmp_path / "conf" / "users", "ops", hash_password("pw", n=FAST))
     text = (
         "disable_rest_auth=false\nrest_users_file=users\nrest_api_tokens=a, b\nrest_cors_origins=\n"
-        "rest_auth_failure_delay_ms=0\nrest_max_body_bytes=1024\nrelay_allowed_hosts=10.0.0.0/8, edge:8080\n"
+        "rest_auth_failure_delay_ms=0\nrest_max_body_bytes=1024\nrelay_allowed_hosts=203.0.113.0/24, edge:8080\n"
     )
     s = load(write_props(tmp_path, text))
     assert (s.disable_rest_auth, s.rest_users_file, s.rest_api_tokens) == (False, "users", ["a", "b"])
     assert (s.rest_cors_origins, s.rest_auth_failure_delay_ms, s.rest_max_body_bytes) == ([], (0, 0), 1024)
-    assert s.relay_allowed_hosts == ["10.0.0.0/8", "edge:8080"]
+    assert s.relay_allowed_hosts == ["203.0.113.0/24", "edge:8080"]
     assert load(None).rest_cors_origins == ["*"] and load(None).disable_rest_auth is True
 
 

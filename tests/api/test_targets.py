@@ -21,12 +21,12 @@ from testkit import free_port, make_settings
         "edge1.example.com",
         "Edge1.Example.COM.",
         "edge:8080",
-        "10.0.0.5",
-        "10.0.0.5:1935",
+        "203.0.113.5",
+        "203.0.113.5:1935",
         "::1",
         "[::1]:8080",
         "[fd00::1]",
-        "10.0.0.0/8",
+        "203.0.113.0/24",
         "fd00::/8",
         "localhost",
     ],
@@ -36,7 +36,7 @@ def test_entries_parse(entry: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "entry", ["10.0.0.0/33", "host:0", "host:99999", "host:x", "[::1]x", "a b", "http://h", "h/x"]
+    "entry", ["203.0.113.0/33", "host:0", "host:99999", "host:x", "[::1]x", "a b", "http://h", "h/x"]
 )
 def test_bad_entries(entry: str) -> None:
     with pytest.raises(ValueError):
@@ -45,7 +45,7 @@ def test_bad_entries(entry: str) -> None:
 
 def test_matching() -> None:
     policy = TargetPolicy(
-        ["Edge1.example.com", "edge2.example.com:8443", "127.0.0.2", "10.0.0.0/8", "[::1]:8080"],
+        ["Edge1.example.com", "edge2.example.com:8443", "127.0.0.2", "203.0.113.0/24", "[::1]:8080"],
         always=[("127.0.0.9", 9000)],
     )
     assert policy.restricted
@@ -54,8 +54,8 @@ def test_matching() -> None:
         ("EDGE1.example.com.", 8080),
         ("edge2.example.com", 8443),
         ("127.0.0.2", 5),
-        ("10.1.2.3", 8080),
-        ("::ffff:10.1.2.3", 1),
+        ("203.0.113.7", 8080),
+        ("::ffff:203.0.113.7", 1),
         ("::1", 8080),
         ("127.0.0.9", 9000),
     ]
@@ -63,10 +63,10 @@ def test_matching() -> None:
         ("edge2.example.com", 8080),
         ("edge3.example.com", 8080),
         ("127.0.0.3", 5),
-        ("11.0.0.1", 1),
+        ("198.51.100.1", 1),
         ("::1", 8081),
         ("127.0.0.9", 9001),
-        ("10.evil.example", 1),
+        ("203.evil.example", 1),
         ("2130706433", 1),
         ("127.1", 1),
     ]

@@ -12,8 +12,8 @@ def test_loopback_talks_only_to_loopback_of_its_family() -> None:
     assert not reachable("::1", ["127.0.0.1"])
     assert not reachable("fd00::2", ["127.0.0.1"])
     assert not reachable("abcd.local", ["127.0.0.1"])
-    assert reachable("192.0.2.2", ["10.1.2.3", "127.0.0.1"])
-    assert not reachable("127.0.0.1", ["10.1.2.3"])
+    assert reachable("192.0.2.2", ["203.0.113.3", "127.0.0.1"])
+    assert not reachable("127.0.0.1", ["203.0.113.3"])
 
 
 def test_unreachable_candidate_lines_are_dropped_from_an_sdp() -> None:

@@ -1,11 +1,11 @@
 """``relay_allowed_hosts``: where ``/pull/push``, ``/pull/pull`` and ``/push/startup`` (and the
 ``rtmpUrl`` of a WebSDK ``publishStream``) may make this server connect.
 
-An entry is a host name (``edge1.example.com``), an IP address (``10.0.0.5``, ``::1``), either with a
-port (``edge1.example.com:8080``, ``10.0.0.5:1935``, ``[::1]:8080``), or a network in CIDR notation
-(``10.0.0.0/8``, ``fd00::/8``). An empty list allows every target (WCS behaviour). Matching is on the
+An entry is a host name (``edge1.example.com``), an IP address (``203.0.113.5``, ``::1``), either with a
+port (``edge1.example.com:8080``, ``203.0.113.5:1935``, ``[::1]:8080``), or a network in CIDR notation
+(``203.0.113.0/24``, ``fd00::/8``). An empty list allows every target (WCS behaviour). Matching is on the
 target's text, never on DNS: a name entry matches that name only, an address or a network matches
-only targets written as an address (so ``evil.example`` resolving into ``10.0.0.0/8`` is refused,
+only targets written as an address (so ``evil.example`` resolving into ``203.0.113.0/24`` is refused,
 list it by name to allow it). The nodes of ``loadbalancing.xml`` and the local workers are always
 allowed on their ws, wss and RTMP ports (the server passes them as ``always``).
 """
@@ -70,7 +70,7 @@ def parse_entry(text: str) -> Entry:
         try:
             return Entry(network=ipaddress.ip_network(item, strict=False))
         except ValueError:
-            raise ValueError(f"{item!r} is not a network (CIDR such as 10.0.0.0/8)") from None
+            raise ValueError(f"{item!r} is not a network (CIDR such as 203.0.113.0/24)") from None
     host, port = item, None
     if item.startswith("["):  # [v6]:port or [v6]
         inside, _, rest = item[1:].partition("]")
