@@ -35,7 +35,6 @@ output frame while the FIFO waits for a full one when the frame sizes differ (10
 
 from __future__ import annotations
 
-import math
 import time
 from fractions import Fraction
 from typing import Any, Literal
@@ -50,7 +49,7 @@ from av.packet import Packet
 from ..rtp.frame import Frame
 from .asc import AudioSpecificConfig, parse_asc
 from .timeline import Timeline
-from .worker import Worker
+from .worker import Worker, usable
 
 OPUS_RATE = 48000
 "Opus' RTP clock (RFC 7587), whatever rate the encoder works at."
@@ -178,14 +177,7 @@ class AudioTranscoder(Worker):
             self.seconds_busy += time.thread_time() - start
 
     def _convert(self, frame: Frame) -> list[Frame]:
-        if (
-            frame.kind != "audio"
-            or frame.codec != self.source
-            or len(frame.payload) != 1
-            or not frame.payload[0]  # an empty packet would put the decoder into draining
-            or frame.clock_rate <= 0
-            or not math.isfinite(frame.pts)
-        ):
+        if not usable(frame, "audio", self.source):
             self.errors += 1
             return []
         decoded = self._decoder.decode(Packet(frame.payload[0]))

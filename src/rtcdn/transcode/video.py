@@ -52,7 +52,7 @@ from av.video.codeccontext import VideoCodecContext
 from av.video.frame import PictureType, VideoFrame
 
 from ..rtp.frame import Frame, split_annexb
-from .worker import Worker
+from .worker import Worker, usable
 
 PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 "x264's speed presets, fastest first."
@@ -164,14 +164,7 @@ class VideoTranscoder(Worker):
             self.seconds_busy += time.thread_time() - start
 
     def _convert(self, frame: Frame) -> list[Frame]:
-        if (
-            frame.kind != "video"
-            or frame.codec != self.source
-            or len(frame.payload) != 1
-            or not frame.payload[0]  # an empty packet would put the decoder into draining
-            or frame.clock_rate <= 0
-            or not math.isfinite(frame.pts)
-        ):
+        if not usable(frame, "video", self.source):
             self.errors += 1
             return []
         if self.needs_keyframe and not frame.keyframe:

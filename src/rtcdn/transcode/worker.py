@@ -4,9 +4,23 @@ the event loop never waits on a codec (PyAV releases the GIL inside codec calls)
 from __future__ import annotations
 
 import asyncio
+import math
 from concurrent.futures import ThreadPoolExecutor
 
 from ..rtp.frame import Frame
+
+
+def usable(frame: Frame, kind: str, codec: str) -> bool:
+    """Can a transcoder of ``codec`` take ``frame``? One non-empty part (an empty packet would put a
+    decoder into draining), a clock rate, a finite pts."""
+    return (
+        frame.kind == kind
+        and frame.codec == codec
+        and len(frame.payload) == 1
+        and bool(frame.payload[0])
+        and frame.clock_rate > 0
+        and math.isfinite(frame.pts)
+    )
 
 
 def _nothing() -> None:
