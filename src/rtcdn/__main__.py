@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .config import ConfigError, _ports, help_text, load, option_help
+from .config import ConfigError, help_text, load, option_help
+from .config.keys import _ports
 
 
 def _port_list(text: str) -> list[int]:

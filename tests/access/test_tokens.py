@@ -14,7 +14,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from authkit import KEYS, SECRET, token
 from rtcdn.access import Grant, TokenVerifier
-from rtcdn.config import ConfigError, Settings, _jwt_algorithms, _jwt_keys, cross_problems, load
+from rtcdn.config import ConfigError, Settings, cross_problems, load
+from rtcdn.config.keys import _jwt_algorithms, _jwt_keys
 from rtcdn.stream import AccessDenied
 
 
