@@ -6,7 +6,7 @@ WEBSDK := web/node_modules/@flashphoner/websdk/package.json
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ARGS ?=
 
-.PHONY: run install test check lint chromium ffmpeg nginx-rtmp prometheus janus bench clean
+.PHONY: run install test check lint chromium ffmpeg nginx-rtmp prometheus redis janus bench clean
 
 $(BIN)/rtcdn: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,12 +44,17 @@ nginx-rtmp:
 prometheus:
 	@command -v prometheus >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends prometheus; $(SUDO) systemctl disable --now prometheus >/dev/null 2>&1 || true; }
 
+# Debian's redis-server: the registry of the dynamic CDN tests (tests/cluster, tests/e2e/test_cluster*.py start their
+# own on loopback addresses); the package's service is disabled and stopped
+redis:
+	@command -v redis-server >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends redis-server; $(SUDO) systemctl disable --now redis-server >/dev/null 2>&1 || true; }
+
 check: $(VENV)/.dev
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
-test: $(VENV)/.dev $(WEBSDK) chromium ffmpeg nginx-rtmp prometheus check
+test: $(VENV)/.dev $(WEBSDK) chromium ffmpeg nginx-rtmp prometheus redis check
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 $(VENV)/.bench: $(VENV)/.dev

@@ -26,6 +26,7 @@ ALLOWED: dict[str, set[str]] = {
     "transcode": {"rtp"},
     "rtmp": {"rtp", "stream", "transcode", "tasks", "access"},
     "access": {"stream", "tasks"},
+    "cluster": {"stream", "relay", "cdn", "tasks"},
 }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -28,10 +28,11 @@ from .cdn import (
 )
 from .cdn.origin import Distribution, RtmpDistribution, WebRtcDistribution
 from .cdn.workers import WorkerPool, worker_nodes, workers_config
+from .cluster import Address, Cluster, ClusterConfig
 from .config import ConfigError, Settings
 from .metrics import MetricsEndpoint
 from .pages import Pages
-from .relay import RelayManager
+from .relay import AgentError, RelayManager, agent_url
 from .rtmp.frontend import RtmpFrontEnd
 from .rtmp.push import PushManager, target_url
 from .stream import AccessDenied, EndReason, StreamManager
@@ -95,6 +96,33 @@ def access_config(s: Settings) -> AccessConfig:
         connection_rate=s.connection_rate_per_ip,
         connection_burst=s.connection_burst_per_ip,
         limits_exempt=tuple(s.limits_exempt_ips),
+    )
+
+
+def cluster_config(s: Settings, media_addresses: Sequence[str]) -> ClusterConfig:
+    """The dynamic CDN (issue 12) as the settings say; ConfigError for a bad ``cdn_point_of_entry``."""
+    ip = s.cdn_ip or s.ip or (s.bind if s.bind not in ("", "0.0.0.0") else media_addresses[0])
+    for key, value in (("cdn_point_of_entry", s.cdn_point_of_entry), ("cdn_upstream", s.cdn_upstream)):
+        if value and (key == "cdn_point_of_entry" or "://" in value):
+            try:
+                agent_url(value, s.wcs_agent_ssl)
+            except AgentError as exc:
+                raise ConfigError(f"{key}: {exc.info}") from None
+    return ClusterConfig(
+        node_id=s.node_id or f"{ip}:{s.ws_port or s.wss_port}",
+        role=s.cdn_role,
+        address=Address(ip, s.ws_port, s.wss_port, s.http_ports[0] if s.http_ports else 0, s.rtmp_port),
+        cluster=s.cdn_cluster,
+        groups=tuple(s.cdn_groups),
+        secure=s.wcs_agent_ssl,
+        point_of_entry=s.cdn_point_of_entry,
+        upstream=s.cdn_upstream,
+        heartbeat=s.cdn_heartbeat_interval / 1000,
+        ttl=s.cdn_node_ttl / 1000,
+        nodes_timeout=float(s.cdn_nodes_timeout),
+        pull_start_timeout=s.cdn_pull_start_timeout / 1000,
+        pull_close_after=s.cdn_pull_close_after / 1000,
+        stale_ok=s.cdn_directory_stale_ok / 1000,
     )
 
 
@@ -162,34 +190,48 @@ class Server:
         )
         self.cpu = CpuMeter()
         self.balancer: Balancer | None = None
-        self.cdn: CdnOrigin | None = None
+        self.cdn_origin: CdnOrigin | None = None
         self.workers: WorkerPool | None = None
         if settings.load_balancing_enabled:
             self._setup_cdn()
         elif settings.workers > 1:
             self.workers = WorkerPool(settings, state_dir)
             self.balancer = Balancer(workers_config(settings), local_address=self._local_address)
-            self.cdn = CdnOrigin(self.streams, WebRtcDistribution(self.relays, secure=False), self.balancer)
+            self.cdn_origin = CdnOrigin(
+                self.streams, WebRtcDistribution(self.relays, secure=False), self.balancer
+            )
+        self.cluster: Cluster | None = None
+        if settings.cdn_enabled:
+            self.cluster = Cluster(
+                cluster_config(settings, self.media.addresses),
+                self.streams,
+                self.relays,
+                settings.cdn_registry_url,
+            )
         self.rest_options = self._rest_options()
         self.rest_exposed: str | None = None
         "The start-up warning when the REST API is open to the network without auth (issue 11)."
+        self.metrics = MetricsEndpoint(
+            self.streams,
+            self.media.counters,
+            self.relays,
+            self.balancer,
+            self.wcs.sessions,
+            worker_nodes(settings)[1:],
+        )
         self.front_ends: list[FrontEnd] = [
             RestApi(self, self.rest_options),
             Pages(self.streams, self._stat, self.websdk_dir, settings.ws_port, settings.wss_port),
             WhipFrontEnd(self.streams, self.media, self.access.bearer, ice_servers=settings.ice_servers),
-            MetricsEndpoint(
-                self.streams,
-                self.media.counters,
-                self.relays,
-                self.balancer,
-                self.wcs.sessions,
-                worker_nodes(settings)[1:],
-            ),
+            self.metrics,
         ]
-        if self.balancer is not None:
+        chooser = self.cluster if self.cluster is not None else self.balancer
+        if chooser is not None:
             self.front_ends.append(
-                BalancerRoutes(self.balancer, settings.ws_port, settings.wss_port, settings.bind)
+                BalancerRoutes(chooser, settings.ws_port, settings.wss_port, settings.bind)
             )
+        if self.cluster is not None:
+            self.metrics.registry.register(self.cluster)
         self.listeners: list[Listener] = []
         if settings.rtmp_port:
             rtmp = RtmpFrontEnd(
@@ -203,6 +245,11 @@ class Server:
         self._runners: list[web.AppRunner] = []
         self._closed = False
         self.urls: list[str] = []
+
+    @property
+    def cdn(self) -> Cluster | CdnOrigin | None:
+        """The CDN this node is in, as the REST API shows it (``/rest-api/cdn/*``)."""
+        return self.cluster if self.cluster is not None else self.cdn_origin
 
     @property
     def sessions(self) -> dict[str, WcsSession]:
@@ -238,7 +285,7 @@ class Server:
             else WebRtcDistribution(self.relays, self.settings.wcs_agent_ssl)
         )
         self.balancer = Balancer(config, local_address=self._local_address)
-        self.cdn = CdnOrigin(self.streams, distribution, self.balancer)
+        self.cdn_origin = CdnOrigin(self.streams, distribution, self.balancer)
         logger.info(
             "CDN origin: %d edge(s), mode %s, distribution %s: %s",
             len(config.nodes),
@@ -346,9 +393,11 @@ class Server:
             raise
         if self.workers is not None:
             await self.workers.start()
-        if self.balancer is not None and self.cdn is not None:
+        if self.balancer is not None and self.cdn_origin is not None:
             self.balancer.start()
-            self.cdn.start()
+            self.cdn_origin.start()
+        if self.cluster is not None:
+            await self.cluster.start()
         exposed = self.rest_exposed = warn_if_exposed(
             s.bind, self.rest_options.auth is not None, [*s.http_ports, *s.https_ports]
         )
@@ -370,8 +419,10 @@ class Server:
             return
         self._closed = True
         logger.info("shutting down: %d session(s), %d stream(s)", len(self.sessions), len(self.streams))
-        if self.cdn is not None:
-            await self.cdn.close()
+        if self.cdn_origin is not None:
+            await self.cdn_origin.close()
+        if self.cluster is not None:
+            await self.cluster.close()  # leaves the registry before the streams end (no stale claims)
         if self.balancer is not None:
             await self.balancer.close()
         # streams first, so players hear "Server shutdown" rather than "Stopped by publisher stop"

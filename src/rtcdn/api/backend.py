@@ -54,7 +54,15 @@ class PushControl(Protocol):
 
 
 class CdnView(Protocol):
-    def routes(self) -> list[dict[str, Any]]: ...
+    """A CDN as REST shows it: the static origin (:class:`rtcdn.cdn.CdnOrigin`) or a dynamic CDN
+    node (:class:`rtcdn.cluster.Cluster`)."""
+
+    async def streams(self) -> list[dict[str, Any]]:
+        """``/cdn/streams``; RuntimeError when it cannot be read now (registry down)."""
+
+    def show_routes(self) -> dict[str, str]: ...
+
+    def nodes(self) -> list[dict[str, Any]]: ...
 
 
 class ApiBackend(Protocol):

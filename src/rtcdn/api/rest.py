@@ -20,7 +20,7 @@ from aiohttp.typedefs import Handler
 from ..rtmp.push import target_url
 from ..stream import MediaState
 from ..wcs.records import record_fields
-from .backend import ApiBackend
+from .backend import ApiBackend, CdnView
 from .middleware import ApiError, RestOptions, error_response, rest_middleware
 
 logger = logging.getLogger(__name__)
@@ -214,11 +214,23 @@ class RestApi:
         return web.json_response(records)
 
     # --- /cdn --------------------------------------------------------------------------------
-    async def cdn_streams(self, request: web.Request) -> web.Response:
+    def _cdn(self) -> CdnView:
         cdn = self.backend.cdn
         if cdn is None:
-            raise ApiError(404, "this node is not a CDN origin (load_balancing_enabled=false)")
-        return web.json_response(cdn.routes())
+            raise ApiError(404, "this node is in no CDN (load_balancing_enabled=false, cdn_enabled=false)")
+        return cdn
+
+    async def cdn_streams(self, request: web.Request) -> web.Response:
+        try:
+            return web.json_response(await self._cdn().streams())
+        except RuntimeError as exc:
+            raise ApiError(503, str(exc)) from None
+
+    async def cdn_show_routes(self, request: web.Request) -> web.Response:
+        return web.json_response(self._cdn().show_routes())
+
+    async def cdn_nodes(self, request: web.Request) -> web.Response:
+        return web.json_response(self._cdn().nodes())
 
     async def openapi(self, request: web.Request) -> web.Response:
         return web.Response(body=OPENAPI.read_bytes(), content_type="application/json")
@@ -239,6 +251,8 @@ def add_routes(app: web.Application, api: RestApi) -> None:
         "/rest-api/push/find_all": api.push_find_all,
         "/rest-api/push/terminate": api.push_terminate,
         "/rest-api/cdn/streams": api.cdn_streams,
+        "/rest-api/cdn/show_routes": api.cdn_show_routes,
+        "/rest-api/cdn/nodes": api.cdn_nodes,
     }
     for path, handler in routes.items():
         app.router.add_post(path, handler)

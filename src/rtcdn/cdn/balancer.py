@@ -99,8 +99,9 @@ class Balancer:
             await asyncio.gather(*(self.probe(node) for node in self.config.nodes if not node.local))
             await asyncio.sleep(PROBE_INTERVAL)
 
-    def pick(self) -> Node | None:
-        """The edge for the next player, or None when no edge is up."""
+    def pick(self, stream: str | None = None, group: str | None = None) -> Node | None:
+        """The edge for the next player, or None when no edge is up (every edge of
+        loadbalancing.xml gets every stream, so ``stream`` and ``group`` change nothing)."""
         live = [h for h in self.health.values() if h.up]
         if not live:
             return None

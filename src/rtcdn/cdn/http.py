@@ -1,8 +1,8 @@
 """Load-balancer endpoints of a CDN origin: where should a player go?
 
-* ``GET /balancer`` answers ``{server, ws, wss, flash, node}`` for the WebSDK's
-  ``createSession({urlServer, lbUrl})``: a live edge chosen by ``mode``, or this origin itself when
-  no edge is up (``node`` is then ``"origin"``).
+* ``GET /balancer[?streamName=N][&group=G]`` answers ``{server, ws, wss, flash, node}`` for the
+  WebSDK's ``createSession({urlServer, lbUrl})``: a live edge (by ``mode`` of loadbalancing.xml, or
+  as the dynamic CDN picks), or this node itself when no edge is up (``node`` is then ``"origin"``).
 * ``GET /balancer/player?streamName=N`` and ``GET /balancer/embed_player?streamName=N&...``
   redirect to the demo Player / Embed Player page *on the chosen edge* (the pages themselves take
   no balancer URL), so an unmodified page plays from the edge.
@@ -10,12 +10,20 @@
 
 from __future__ import annotations
 
+from typing import Protocol
 from urllib.parse import urlencode
 
 from aiohttp import web
 
-from .balancer import Balancer
 from .config import Node
+
+
+class Chooser(Protocol):
+    """Picks the edge for a player: the static :class:`~.balancer.Balancer`, or a dynamic CDN's
+    cluster (:class:`rtcdn.cluster.Cluster`)."""
+
+    def pick(self, stream: str | None = None, group: str | None = None) -> Node | None: ...
+
 
 PAGES = {
     "player": "/client2/examples/demo/streaming/player/player.html",
@@ -27,7 +35,7 @@ class BalancerRoutes:
     """The HTTP front end of a balancer; ``ws_port``/``wss_port``/``bind`` describe this node, the
     answer when no edge is up."""
 
-    def __init__(self, balancer: Balancer, ws_port: int, wss_port: int, bind: str) -> None:
+    def __init__(self, balancer: Chooser, ws_port: int, wss_port: int, bind: str) -> None:
         self.balancer = balancer
         self.ws_port = ws_port
         self.wss_port = wss_port
@@ -41,7 +49,8 @@ class BalancerRoutes:
         app.router.add_get("/balancer/{page}", self.redirect)
 
     def _target(self, request: web.Request) -> tuple[str, Node | None]:
-        node = self.balancer.pick()
+        query = request.query
+        node = self.balancer.pick(query.get("streamName") or None, query.get("group") or None)
         if node is not None:
             return (request.url.host or node.ip) if node.same_host else node.ip, node
         return request.url.host or self.bind, None

@@ -174,6 +174,33 @@ class CdnOrigin:
         except RuntimeError as exc:
             logger.warning("cdn: cannot push %r to edge %s: %s", name, node.id, exc)
 
+    # --- REST views (rtcdn.api.backend.CdnView) ---------------------------------------------------
+    async def streams(self) -> list[dict[str, Any]]:
+        return self.routes()
+
+    def show_routes(self) -> dict[str, str]:
+        """WCS's ``/cdn/show_routes``: ``{"<n>-origin-<edge id>": stream}`` per live delivery."""
+        live = sorted((k for k, d in self._pushes.items() if not d.finished), key=lambda k: (k[1], k[0]))
+        return {f"{n}-origin-{node}": name for n, (name, node) in enumerate(live, 1)}
+
+    def nodes(self) -> list[dict[str, Any]]:
+        """The edges of loadbalancing.xml, ACTIVE when their stat probe answers, else PASSIVE."""
+        return [
+            {
+                "id": h.node.id,
+                "role": "edge",
+                "state": "ACTIVE" if h.up else "PASSIVE",
+                "ip": h.node.ip,
+                "ws": h.node.ws,
+                "wss": h.node.wss,
+                "http": h.node.http,
+                "flash": h.node.flash,
+                "info": h.error,
+            }
+            for h in self._balancer.health.values()
+            if not h.node.local
+        ]
+
     def routes(self) -> list[dict[str, Any]]:
         """Per live stream, which edges it reached and how (``/rest-api/cdn/streams``)."""
         out = []

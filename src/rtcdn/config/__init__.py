@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .access import AccessKeys, _access_control_problems, _rest_access_problems
+from .cdn import CdnKeys, cdn_problems
 from .core import CoreKeys
 from .keys import PROPERTIES_FILE, UNSET, ConfigError, Key, setting
 
@@ -31,7 +32,7 @@ __all__ = ["PROPERTIES_FILE", "ConfigError", "Key", "Settings", "load", "setting
 
 
 @dataclass(frozen=True)
-class Settings(AccessKeys, CoreKeys):
+class Settings(CdnKeys, AccessKeys, CoreKeys):
     """Every setting rtcdn reads, immutable: derive changed settings with :func:`dataclasses.replace`.
 
     Each field declares its default and the :class:`Key` (or keys) that set it; nothing else does.
@@ -197,6 +198,7 @@ def cross_problems(settings: Settings, skip: Collection[str] = ()) -> list[str]:
         problems.append(f"{given}: set without {missing}; set both or neither")
     problems += _rest_access_problems(s, fits)
     problems += _access_control_problems(s, fits)
+    problems += cdn_problems(s, fits)
     return problems
 
 

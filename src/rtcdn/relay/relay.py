@@ -359,6 +359,13 @@ class RelayManager:
         await self._run(relay, connect, m.PUBLISHING)
 
     async def _run_pull(self, relay: Relay) -> None:
+        assert relay.stream is not None
+        try:  # a pulled-in stream is this node's to serve: its name is claimed like a publisher's
+            await self._streams.claim(relay.stream)
+        except MediaError as exc:
+            self._finish(relay, m.FAILED, _info(exc))
+            return
+
         async def connect(agent: WcsAgent, msid: str) -> None:
             assert isinstance(relay.peer, WebRtcPublisher) and relay.stream is not None
             await ingest.publish(relay.stream, relay.peer, self._exchange(relay, agent, msid))
@@ -372,8 +379,11 @@ class RelayManager:
         relay.status, relay.info = status, info
         self._streams.sessions.discard(relay)
         logger.info("relay %s %s: %s (%s)", relay.direction, relay.local_media_session_id, status, info)
-        if relay.stream is not None:
-            relay.stream.leave(relay if relay.direction == "pull" else relay.peer)
+        if relay.stream is not None and relay.direction == "pull":
+            # the players of a pulled stream hear whether its source ended it or the link failed
+            relay.stream.close(EndReason.UPSTREAM_LOST if status == m.FAILED else EndReason.PUBLISHER_STOP)
+        elif relay.stream is not None:
+            relay.stream.leave(relay.peer)
         if relay.task is not None and relay.task is not asyncio.current_task():
             relay.task.cancel()
         release = self._tasks.spawn(self._release(relay), f"release:{relay.local_media_session_id}")

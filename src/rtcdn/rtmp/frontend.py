@@ -97,6 +97,7 @@ class RtmpFrontEnd:
         grant = await self._admit(conn, "publish", app, name, query)
         try:
             ingest = RtmpIngest(self.streams, name, app, conn.peer, conn.close, self._ingest_ended)
+            await self.streams.claim(ingest.stream)
         except NameInUse:
             raise RtmpRefused("NetStream.Publish.BadName", f"Stream name is already in use: {name}") from None
         self.access.admitted(ingest.id, grant)

@@ -14,9 +14,11 @@ from .errors import (
     MediaError,
     NameInUse,
     NoCommonCodecs,
+    NotInDirectory,
     StreamEnded,
     StreamNotFound,
     TooManyPlayers,
+    UpstreamFailed,
 )
 from .manager import MediaSessions, StreamManager, StreamStats
 from .ports import FrameSink, MediaRecord, MediaSession, MediaState, Player, Publisher
@@ -39,6 +41,7 @@ __all__ = [
     "MediaState",
     "NameInUse",
     "NoCommonCodecs",
+    "NotInDirectory",
     "Player",
     "Publisher",
     "Stream",
@@ -49,4 +52,5 @@ __all__ = [
     "StreamState",
     "StreamStats",
     "TooManyPlayers",
+    "UpstreamFailed",
 ]

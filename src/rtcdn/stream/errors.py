@@ -21,6 +21,16 @@ class StreamNotFound(MediaError):
     http_status = 404
 
 
+class NotInDirectory(StreamNotFound):
+    """Not here, and the directory (a CDN's registry or origin) knows no node that has it."""
+
+
+class UpstreamFailed(MediaError):
+    """The node a stream is fetched from could not be reached, or did not deliver it in time."""
+
+    http_status = 502
+
+
 class NameInUse(MediaError):
     """Another publisher holds the name."""
 
@@ -80,3 +90,4 @@ class EndReason(enum.Enum):
     SHUTDOWN = "the server is shutting down"
     REVOKED = "access revoked by the keep-alive hook"
     RTP_INACTIVE = "no media from the publisher"
+    UPSTREAM_LOST = "the node the stream came from was lost"

@@ -4,6 +4,7 @@ figures the metrics and stats pages read. Owned by the Server."""
 from __future__ import annotations
 
 import bisect
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -125,6 +126,25 @@ class StreamManager:
         self._streams[name] = stream
         return stream
 
+    async def open(self, name: str, publisher: Publisher) -> Stream:
+        """:meth:`create`, then the directory's claim of the name (cluster-wide uniqueness):
+        :class:`NameInUse` if it is taken here or on another node."""
+        stream = self.create(name, publisher)
+        await self.claim(stream)
+        return stream
+
+    async def claim(self, stream: Stream) -> None:
+        """The directory's claim of a created stream's name; on a refusal (:class:`NameInUse`) or
+        a cancellation the stream is closed before the error goes on."""
+        try:
+            await self.directory.claim(stream)
+        except BaseException:
+            if not stream.closed:
+                stream.close(EndReason.PUBLISHER_STOP)
+            raise
+        if stream.closed:  # the publisher left while the claim was on its way
+            raise StreamEnded(f"stream {stream.name!r} ended while its name was being claimed")
+
     def get_live(self, name: str) -> Stream:
         stream = self._streams.get(name)
         if stream is None or not stream.live:
@@ -138,6 +158,8 @@ class StreamManager:
         stream = self._streams.get(name)
         if stream is None and await self.directory.fetch(name):
             stream = self._streams.get(name)
+        if stream is not None:
+            stream.wanted_at = time.monotonic()
         if stream is None or stream.closed:
             raise StreamNotFound(f"no live stream {name!r}")
         if not stream.live:

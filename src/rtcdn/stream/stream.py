@@ -66,6 +66,8 @@ class Stream:
         self._pli_check: asyncio.TimerHandle | None = None
         self._activity_timer: asyncio.TimerHandle | None = None
         self._active_at = time.monotonic()
+        self.wanted_at = 0.0
+        "When a player last asked for the stream (monotonic s): an idle pull is kept a while."
 
     @property
     def live(self) -> bool:

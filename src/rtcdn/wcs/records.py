@@ -18,14 +18,18 @@ from ..stream import (
     MediaState,
     NameInUse,
     NoCommonCodecs,
+    NotInDirectory,
     StreamEnded,
     StreamNotFound,
     TooManyPlayers,
+    UpstreamFailed,
 )
 from . import messages as m
 
 ERROR_INFO: dict[type[MediaError], str] = {
     StreamNotFound: m.STREAM_NOT_FOUND,
+    NotInDirectory: m.CDN_STREAM_NOT_FOUND,
+    UpstreamFailed: m.FAILED_TO_CONNECT_TO_ORIGIN_STREAM,
     NameInUse: m.NAME_IN_USE,
     NoCommonCodecs: m.NO_COMMON_CODECS,
     BadDescription: m.FAILED_BY_ERROR,
@@ -45,6 +49,7 @@ END_INFO: dict[EndReason, str] = {
     EndReason.SHUTDOWN: m.SERVER_SHUTDOWN,
     EndReason.RTP_INACTIVE: m.FAILED_BY_RTP_ACTIVITY,
     EndReason.REVOKED: m.TERMINATED_BY_KEEP_ALIVE,
+    EndReason.UPSTREAM_LOST: m.AGENT_SERVICING_ORIGIN_STREAM_IS_SHUTTING_DOWN,
 }
 
 

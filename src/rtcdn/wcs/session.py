@@ -374,7 +374,7 @@ class WcsSession:
         peer.on_lost = lambda clean: self._lost(h, clean)
         try:
             await self._admit(h, payload)
-            h.stream = stream = self.host.streams.create(h.name, peer)
+            h.stream = stream = await self.host.streams.open(h.name, peer)
             await ingest.publish(stream, peer, self._answer(h, payload.get("sdp")))
         except MediaError as exc:
             self._log.warning("session %s: publish %r failed: %s", self.id, h.name, exc)

@@ -185,7 +185,7 @@ class WhipFrontEnd:
         peer = res.peer
         assert isinstance(peer, WebRtcPublisher)
         try:
-            res.stream = stream = self.streams.create(res.name, peer)
+            res.stream = stream = await self.streams.open(res.name, peer)
             await ingest.publish(stream, peer, negotiation)
         except MediaError as exc:
             res.fail(exc)
