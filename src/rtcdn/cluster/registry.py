@@ -68,7 +68,7 @@ def connect(url: str, timeout: float = OP_TIMEOUT) -> redis.Redis:
         "socket_timeout": timeout,
         "socket_connect_timeout": timeout,
         "retry": Retry(NoBackoff(), 0),
-        "decode_responses": True,
+        "decode_responses": False,  # values are decoded defensively (records.py): bad UTF-8 is no crash
     }
     if "+sentinel://" not in url:
         return redis.Redis.from_url(url, **options)
@@ -112,7 +112,7 @@ class Registry:
         try:
             async with asyncio.timeout(OP_TIMEOUT * 2):
                 result = await op()
-        except (RedisError, OSError, TimeoutError) as exc:
+        except (RedisError, OSError, TimeoutError, ValueError) as exc:
             self.failures += 1
             self.last_error = f"{what}: {type(exc).__name__}: {exc}".rstrip(": ")
             if self.up:
@@ -182,7 +182,7 @@ class Registry:
 
         async def op() -> list[Any]:
             since = int(time.time() * 1000) - keep_ms
-            ids = [str(i) for i in await self._redis.zrangebyscore(self._key("nodes"), since, "+inf")]
+            ids = [_text(i) for i in await self._redis.zrangebyscore(self._key("nodes"), since, "+inf")]
             if not ids:
                 return []
             return list(await self._redis.mget([self._key("node", i) for i in ids]))
@@ -194,7 +194,7 @@ class Registry:
         """Every stream claim (at most ``limit``; SCAN, so it never blocks Redis)."""
 
         async def op() -> list[Any]:
-            keys: list[str] = []
+            keys: list[Any] = []
             async for key in self._redis.scan_iter(match=self._key("stream", "*"), count=500):
                 keys.append(key)
                 if len(keys) >= limit:
@@ -211,11 +211,15 @@ class Registry:
             pass
 
 
+def _text(value: Any) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
 def _holder(result: Any) -> Claim | None:
     """A claim script's answer: 1 (ours) → None; the holder's value → its claim."""
     if result == 1:
         return None
-    holder = decode_claim(result if isinstance(result, str) else None)
+    holder = decode_claim(result if isinstance(result, str | bytes) else None)
     if holder is None:  # held, by something that does not parse: still not ours
         return Claim("?", "?", "?", Address("?"), 0.0)
     return holder
