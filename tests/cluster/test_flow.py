@@ -260,3 +260,31 @@ async def test_a_name_taken_while_redis_was_away_is_a_visible_conflict(
     finally:
         for server in (b, a):
             await server.close()
+
+
+async def test_edge_players_hear_how_their_stream_ended(tmp_path: Path, redis_server: RedisServer) -> None:
+    origin = node(tmp_path, "origin", "origin", redis_server.url)
+    edge = node(tmp_path, "edge", "edge", redis_server.url)
+    await origin.start()
+    await edge.start()
+    try:
+        async with WcsClient(ws(origin)) as pub, WcsClient(ws(edge)) as viewer:
+            msid, _, _ = await pub.publish("cam")
+            play_id, _, status = await viewer.play("cam")
+            assert status is not None and status["status"] == "PLAYING"
+            await pub.send("unPublishStream", {"mediaSessionId": msid, "name": "cam"})
+            status = await viewer.wait_status(play_id, timeout=10)
+            assert (status["status"], status["info"]) == ("STOPPED", "Stopped by publisher stop")
+
+            await pub.publish("cam")
+            play_id, _, status = await viewer.play("cam")
+            assert status is not None and status["status"] == "PLAYING"
+            await origin.close()  # the origin shuts down under the edge's pull
+            status = await viewer.wait_status(play_id, timeout=10)
+            assert (status["status"], status["info"]) == (
+                "FAILED",
+                "Agent servicing origin stream is shutting down",
+            )
+    finally:
+        await edge.close()
+        await origin.close()

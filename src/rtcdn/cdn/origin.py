@@ -129,8 +129,9 @@ class CdnOrigin:
         while True:
             self._sync()
             self._wake.clear()
-            try:
-                await asyncio.wait_for(self._wake.wait(), TICK)
+            try:  # asyncio.timeout, not wait_for: on 3.11 wait_for loses a cancel racing a wake-up
+                async with asyncio.timeout(TICK):
+                    await self._wake.wait()
             except TimeoutError:
                 pass
 

@@ -112,9 +112,9 @@ class ClusterDirectory:
     async def _heartbeat(self) -> None:
         while True:
             self._wake.clear()
-            try:
-                interval = self.config.heartbeat * random.uniform(0.9, 1.1)
-                await asyncio.wait_for(self._wake.wait(), interval)
+            try:  # asyncio.timeout, not wait_for: on 3.11 wait_for loses a cancel racing a kick()
+                async with asyncio.timeout(self.config.heartbeat * random.uniform(0.9, 1.1)):
+                    await self._wake.wait()
             except TimeoutError:
                 pass
             await self.beat()

@@ -312,8 +312,10 @@ class RelayManager:
                 remote = str(item.get("status"))
                 # a pull ends normally when the remote's publisher stops; anything else the
                 # remote ends (a push unpublished there, a shutdown) is a failure of the relay
-                status = m.STOPPED if relay.direction == "pull" and remote == m.STOPPED else m.FAILED
-                self._finish(relay, status, f"Remote {remote}: {item.get('info') or 'no info'}")
+                info = item.get("info")
+                stopped = relay.direction == "pull" and remote == m.STOPPED and info != m.SERVER_SHUTDOWN
+                status = m.STOPPED if stopped else m.FAILED
+                self._finish(relay, status, f"Remote {remote}: {info or 'no info'}")
                 return
 
     async def _run(

@@ -205,8 +205,9 @@ class PushManager:
                 delay = BACKOFF[min(push.attempts, len(BACKOFF)) - 1]
                 push.status = "PENDING"
                 logger.info("push %s: %s; again in %.0f s", push.id, failure, delay)
-                try:
-                    await asyncio.wait_for(push._stop.wait(), delay)
+                try:  # asyncio.timeout: on 3.11 wait_for loses a cancel racing the stop event
+                    async with asyncio.timeout(delay):
+                        await push._stop.wait()
                 except TimeoutError:
                     pass
             if not push.finished:

@@ -527,8 +527,9 @@ class WcsSession:
 
 
 def _play_status(reason: EndReason) -> str:
-    """A play the stream ended: STOPPED, but FAILED when the publisher went silent (hung)."""
-    return m.FAILED if reason is EndReason.RTP_INACTIVE else m.STOPPED
+    """A play the stream ended: STOPPED, but FAILED when the publisher went silent (hung) or the
+    node the stream came from was lost."""
+    return m.FAILED if reason in (EndReason.RTP_INACTIVE, EndReason.UPSTREAM_LOST) else m.STOPPED
 
 
 HANDLERS: dict[str, Callable[[WcsSession, Any], None]] = {
