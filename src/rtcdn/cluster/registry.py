@@ -134,14 +134,14 @@ class Registry:
         now_ms = int(record.ts * 1000)
 
         async def op() -> list[Any]:
-            pipe = self._redis.pipeline(transaction=False)
-            pipe.set(self._key("node", record.id), record.encode(), px=max(ttl_ms, keep_ms))
-            pipe.zadd(self._key("nodes"), {record.id: now_ms})
-            pipe.zremrangebyscore(self._key("nodes"), "-inf", now_ms - max(ttl_ms, keep_ms))
-            for claim in claims:
-                key = self._key("stream", claim.name)
-                await self._claim(keys=[key], args=[claim.node, claim.encode(), ttl_ms], client=pipe)
-            return list(await pipe.execute())
+            async with self._redis.pipeline(transaction=False) as pipe:  # reset (connection back) on error
+                pipe.set(self._key("node", record.id), record.encode(), px=max(ttl_ms, keep_ms))
+                pipe.zadd(self._key("nodes"), {record.id: now_ms})
+                pipe.zremrangebyscore(self._key("nodes"), "-inf", now_ms - max(ttl_ms, keep_ms))
+                for claim in claims:
+                    key = self._key("stream", claim.name)
+                    await self._claim(keys=[key], args=[claim.node, claim.encode(), ttl_ms], client=pipe)
+                return list(await pipe.execute())
 
         results = await self._call("heartbeat", op)
         return {c.name: _holder(r) for c, r in zip(claims, results[3:], strict=True)}
@@ -162,12 +162,12 @@ class Registry:
         """A clean stop: the node's record, its place in ``nodes`` and its claims go at once."""
 
         async def op() -> None:
-            pipe = self._redis.pipeline(transaction=False)
-            pipe.delete(self._key("node", node_id))
-            pipe.zrem(self._key("nodes"), node_id)
-            for name in names:
-                await self._release(keys=[self._key("stream", name)], args=[node_id], client=pipe)
-            await pipe.execute()
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.delete(self._key("node", node_id))
+                pipe.zrem(self._key("nodes"), node_id)
+                for name in names:
+                    await self._release(keys=[self._key("stream", name)], args=[node_id], client=pipe)
+                await pipe.execute()
 
         await self._call("leave", op)
 
