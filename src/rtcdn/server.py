@@ -144,7 +144,9 @@ class Server:
         self.state_dir = state_dir
         self.websdk_dir = websdk_dir if websdk_dir is not None else default_websdk_dir()
         self.streams = StreamManager(
-            max_players=settings.max_players_per_stream, rtp_activity_timeout=settings.rtp_activity_timeout
+            max_players=settings.max_players_per_stream,
+            rtp_activity_timeout=settings.rtp_activity_timeout,
+            gop_cache=settings.gop_cache,
         )
         self.access = AccessControl(access_config(settings), self.streams.sessions, self._local_address)
         if settings.ip_local:

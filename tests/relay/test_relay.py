@@ -180,8 +180,14 @@ async def test_chain_a_b_c_and_keyframes_travel_back(tmp_path: Path) -> None:
             assert status is not None and status["status"] == "PLAYING"
             video = next(r.track for r in pc.getReceivers() if r.track.kind == "video")
             assert await count_frames(video, 2.0) > 10
-            # the player's join on C asked A's publisher for a keyframe, through B
-            assert origin.tracks["video"].keyframes > keyframes_before
+            # the player's join on C started on C's cached GOP: no keyframe asked of A's publisher
+            edge = c.streams.find("chain")
+            assert edge is not None and edge.keyframes_spared == 1
+            # a keyframe request on C (a player's PLI) reaches A's publisher through B
+            edge.request_keyframe()
+            async with asyncio.timeout(5):
+                while origin.tracks["video"].keyframes == keyframes_before:
+                    await asyncio.sleep(0.05)
             code, streams = await rest(b, "stream/find_all")
             assert code == 200 and {(s["published"], s["name"]) for s in streams} >= {
                 (True, "chain"),

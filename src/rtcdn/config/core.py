@@ -105,6 +105,15 @@ class CoreKeys:
             "or origin): players get `Failed by RTP activity`; 0 = never",
         ),
     )
+    gop_cache: bool = setting(
+        True,
+        Key(
+            "gop_cache",
+            _bool,
+            "keep each video track's current GOP (up to 5 s, 3000 packets): a joining player starts on "
+            "it at once instead of waiting for a keyframe the publisher is asked for",
+        ),
+    )
     webrtc_connect_timeout_ms: int = setting(
         15000,
         Key(

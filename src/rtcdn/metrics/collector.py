@@ -122,6 +122,11 @@ class Collector:
             ("rtcdn_rtp_bytes_out", "Bytes of RTP packets sent to players", t.octets_out),
             ("rtcdn_nack_resent_packets", "Packets resent to serve players' NACKs", t.nacks_served),
             ("rtcdn_plis_sent", "Keyframe requests (PLI) sent to publishers", t.plis),
+            (
+                "rtcdn_keyframes_spared",
+                "Players that started on the cached GOP: keyframe requests to publishers avoided",
+                t.keyframes_spared,
+            ),
         ):
             yield CounterMetricFamily(name, what, value=value)
         cumulative, buckets = 0, []

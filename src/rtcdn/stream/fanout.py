@@ -1,13 +1,20 @@
 """One track of a stream and everything attached to it: RTP players grouped by rewrite profile,
 frame players behind a lazily created depacketizer, the NACK history and the keyframe gate.
 
-New consumers wait until a keyframe starts (RTP sinks on the packet that starts one, frame sinks
-on a keyframe frame), so nobody gets half a picture. Hot path: :meth:`TrackFanout.forward`.
+Nobody gets half a picture. A video track keeps its current GOP (the packets from the last
+keyframe start on, up to :data:`GOP_MAX_PACKETS`): a new RTP sink is sent that GOP first, paced at
+:data:`CATCH_UP_PACKETS` per :data:`CATCH_UP_TICK` behind which the live packets queue, then joins
+the live fan-out — a decodable picture at once, without asking the publisher for a keyframe. A frame
+sink likewise gets the GOP's frames at once. Without a cached GOP (none seen yet, or too long), new
+consumers wait until a keyframe starts (RTP sinks on the packet that starts one, frame sinks on a
+keyframe frame). Hot path: :meth:`TrackFanout.forward`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -20,8 +27,34 @@ LATE_FRAMES = 4
 """Video frames a gap may stay open for before the depacketizer gives up on it: time for a NACKed
 packet to come back (~130 ms at 30 fps) before the loss costs a keyframe."""
 
+GOP_MAX_PACKETS = 3000
+"""Packets of the current GOP kept for joining players (~3.6 MB at 1200 bytes: a 2 s GOP up to
+~14 Mbps); a longer GOP is not cached and its joiners wait for the next keyframe."""
+GOP_MAX_SECONDS = 5.0
+"""Media time a cached GOP may span: a joiner catches up on it in a fraction of it, decoding every
+frame; an encoder that sends keyframes only when asked (browsers) makes longer ones, and then a
+keyframe request serves a joiner better."""
+GOP_MAX_FRAMES = 600
+"Frames of the current GOP kept for joining frame sinks (20 s at 30 fps)."
+CATCH_UP_TICK = 0.005
+"Seconds between two bursts of cached packets to a joining player."
+CATCH_UP_PACKETS = 12
+"Cached packets sent per tick to a joining player (~2,400 packets/s, ~23 Mbps at 1200 bytes)."
+
 if TYPE_CHECKING:
     from ..rtp.depacketize import Depacketizer
+
+
+class CatchUp:
+    """A joining RTP sink being sent the cached GOP; live packets queue behind it."""
+
+    __slots__ = ("pending", "since", "sink")
+
+    def __init__(self, sink: RtpSink, gop: list[tuple[int, bytes]], since: float) -> None:
+        self.sink = sink
+        self.pending: deque[tuple[int, bytes]] = deque(gop)
+        self.since: float | None = since
+        "When it attached; None once its first (keyframe) packets went out."
 
 
 class TrackFanout:
@@ -29,11 +62,18 @@ class TrackFanout:
     packet is rewritten once per profile; each sink then only patches sequence number and SSRC."""
 
     __slots__ = (
+        "_timer",
+        "cache_gop",
+        "catching",
         "clock",
         "depacketizer",
         "detect",
+        "frame_gop",
         "frame_sinks",
         "frame_waiting",
+        "gop",
+        "gop_joins",
+        "gop_start",
         "groups",
         "history",
         "info",
@@ -45,7 +85,12 @@ class TrackFanout:
         "waiting",
     )
 
-    def __init__(self, info: TrackInfo, on_first_keyframe: Callable[[float], None] | None = None) -> None:
+    def __init__(
+        self,
+        info: TrackInfo,
+        on_first_keyframe: Callable[[float], None] | None = None,
+        cache_gop: bool = True,
+    ) -> None:
         self.info = info
         self.groups: dict[tuple[object, ...], tuple[RtpRewriter, list[RtpSink]]] = {}
         self.history = PacketHistory() if info.kind == "video" else None
@@ -63,13 +108,50 @@ class TrackFanout:
         self.last_rtp_time: tuple[int, float] | None = None
         self.on_first_keyframe = on_first_keyframe
         "Called with the seconds a new RTP sink waited for its first keyframe."
+        self.cache_gop = cache_gop
+        self.gop: list[tuple[int, bytes]] | None = None
+        "(seq, packet) from the last keyframe start on; None: no keyframe yet, or the GOP was too long."
+        self.gop_start = 0
+        "RTP time of the cached GOP's keyframe."
+        self.frame_gop: list[Frame] | None = None
+        self.catching: list[CatchUp] = []
+        self.gop_joins = 0
+        "RTP and frame sinks that started on the cached GOP (each one a keyframe request spared)."
+        self._timer: asyncio.TimerHandle | None = None
 
     # --- RTP consumers ----------------------------------------------------------------------
-    def attach(self, sink: RtpSink) -> None:
+    def attach(self, sink: RtpSink) -> bool:
+        """Attach ``sink``; True when it starts on the cached GOP (no keyframe to ask for)."""
         if self.detect is None:
             self._add(sink)
-        else:
-            self.waiting.append((sink, time.monotonic()))
+            return True
+        if self.gop:
+            self.catching.append(CatchUp(sink, self.gop, time.monotonic()))
+            self.gop_joins += 1
+            if self._timer is None:
+                self._catch_up()
+            return True
+        self.waiting.append((sink, time.monotonic()))
+        return False
+
+    def _catch_up(self) -> None:
+        """Send every joining sink its next cached packets; a sink whose backlog is empty joins
+        the live fan-out."""
+        self._timer = None
+        for catch in list(self.catching):
+            sink, pending = catch.sink, catch.pending
+            for _ in range(min(CATCH_UP_PACKETS, len(pending))):
+                seq, data = pending.popleft()
+                sink.send(sink.rewriter.rewrite(data), seq)
+            if catch.since is not None:
+                if self.on_first_keyframe is not None:
+                    self.on_first_keyframe(time.monotonic() - catch.since)
+                catch.since = None
+            if not pending:
+                self.catching.remove(catch)
+                self._add(sink)
+        if self.catching:
+            self._timer = asyncio.get_running_loop().call_later(CATCH_UP_TICK, self._catch_up)
 
     def _add(self, sink: RtpSink) -> None:
         key = sink.rewriter.key
@@ -85,6 +167,10 @@ class TrackFanout:
             if waiting is sink:
                 del self.waiting[i]
                 return
+        for catch in self.catching:
+            if catch.sink is sink:
+                self.catching.remove(catch)
+                return
         key = sink.rewriter.key
         group = self.groups.get(key)
         if group is not None and sink in group[1]:
@@ -93,7 +179,8 @@ class TrackFanout:
                 del self.groups[key]
 
     # --- frame consumers --------------------------------------------------------------------
-    def attach_frames(self, sink: FrameSink) -> None:
+    def attach_frames(self, sink: FrameSink) -> bool:
+        """Attach a frame sink; True when it starts on the cached GOP's frames (delivered now)."""
         if self.depacketizer is None:
             from ..rtp.depacketize import Depacketizer  # only streams with frame consumers need it
 
@@ -106,7 +193,19 @@ class TrackFanout:
                 )
             except ValueError as exc:
                 raise NoCommonCodecs(f"frames of {self.info.mime_type} are not supported: {exc}") from None
+            now = time.time()
+            for _, data in self.gop or ():  # the new depacketizer starts on the cached GOP
+                for frame in self.depacketizer.push(data, now):
+                    self._deliver(frame)
+        if self.detect is None or self.frame_gop:
+            for frame in self.frame_gop or ():
+                sink(frame)
+            self.frame_sinks.append(sink)
+            if self.detect is not None:
+                self.gop_joins += 1
+            return True
         self.frame_waiting.append(sink)
+        return False
 
     def remove_frames(self, sink: FrameSink) -> None:
         for sinks in (self.frame_waiting, self.frame_sinks):
@@ -114,8 +213,17 @@ class TrackFanout:
                 sinks.remove(sink)
         if not self.frame_sinks and not self.frame_waiting:
             self.depacketizer = None
+            self.frame_gop = None
 
     def _deliver(self, frame: Frame) -> None:
+        if self.detect is not None:  # video: keep the GOP's frames for frame sinks to come
+            if frame.keyframe:
+                self.frame_gop = [frame]
+            elif self.frame_gop is not None:
+                if len(self.frame_gop) < GOP_MAX_FRAMES:
+                    self.frame_gop.append(frame)
+                else:
+                    self.frame_gop = None
         if self.frame_waiting and frame.keyframe:
             self.frame_sinks += self.frame_waiting
             self.frame_waiting.clear()
@@ -135,6 +243,18 @@ class TrackFanout:
                 keyframe = self.detect(data, header_length(data))
             except RtpError:
                 return None
+            gop = self.gop
+            if keyframe and (gop is None or rtp_time != self.gop_start):
+                # a new keyframe; the same timestamp is the same access unit (H.264: SPS/PPS, then
+                # each slice of the IDR picture starts "a keyframe"): the GOP goes on
+                self.gop = [(seq, data)] if self.cache_gop else None
+                self.gop_start = rtp_time
+            elif gop is not None:
+                span = ((rtp_time - self.gop_start) & 0xFFFFFFFF) / self.info.clock_rate
+                if len(gop) < GOP_MAX_PACKETS and span <= GOP_MAX_SECONDS:
+                    gop.append((seq, data))
+                else:
+                    self.gop = None  # too long to cache: joiners wait for the next keyframe
             if keyframe:
                 self.keyframes += 1
                 if self.waiting:
@@ -150,6 +270,8 @@ class TrackFanout:
             template = rewriter.rewrite(data)
             for sink in sinks:
                 sink.send(template, seq)
+        for catch in self.catching:  # joiners still being sent the GOP: live packets queue behind
+            catch.pending.append((seq, data))
         depacketizer = self.depacketizer
         if depacketizer is not None:
             for frame in depacketizer.push(data, now):
@@ -163,6 +285,11 @@ class TrackFanout:
         )
 
     def clear(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self.catching.clear()
+        self.gop = self.frame_gop = None
         self.groups.clear()
         self.waiting.clear()
         self.frame_sinks.clear()
@@ -172,8 +299,7 @@ class TrackFanout:
     def out_counters(self) -> tuple[int, int]:
         """Packets and octets sent to the attached RTP sinks so far."""
         packets = octets = 0
-        for _, sinks in self.groups.values():
-            for sink in sinks:
-                packets += sink.packets
-                octets += sink.octets
+        for sink in [s for _, sinks in self.groups.values() for s in sinks] + [c.sink for c in self.catching]:
+            packets += sink.packets
+            octets += sink.octets
         return packets, octets

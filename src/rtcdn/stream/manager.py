@@ -27,6 +27,7 @@ class StreamStats:
     octets_out: int = 0
     plis: int = 0
     nacks_served: int = 0
+    keyframes_spared: int = 0
     first_keyframe_counts: list[int] = field(default_factory=lambda: [0] * (len(FIRST_KEYFRAME_BUCKETS) + 1))
     first_keyframe_sum: float = 0.0
 
@@ -99,9 +100,12 @@ class StreamManager:
         directory: StreamDirectory | None = None,
         max_players: int = 0,
         rtp_activity_timeout: float = 0.0,
+        gop_cache: bool = True,
     ) -> None:
         self._streams: dict[str, Stream] = {}
         self.max_players = max_players
+        self.gop_cache = gop_cache
+        "Video tracks keep their current GOP for joining players (:mod:`.fanout`)."
         self.rtp_activity_timeout = rtp_activity_timeout
         "Seconds without a packet after which a live stream ends (a hung publisher); 0: never."
         "Players a stream may have (``max_players_per_stream``); 0: no cap."
@@ -194,10 +198,11 @@ class StreamManager:
         s = self.stats
         out = StreamStats(
             s.packets_in, s.octets_in, s.packets_out, s.octets_out, s.plis, s.nacks_served,
-            list(s.first_keyframe_counts), s.first_keyframe_sum,
+            s.keyframes_spared, list(s.first_keyframe_counts), s.first_keyframe_sum,
         )  # fmt: skip
         for stream in self._streams.values():
             out.plis += stream.plis
+            out.keyframes_spared += stream.keyframes_spared
             out.nacks_served += stream.nacks_served
             for fan in stream.tracks.values():
                 out.add_received(fan.packets, fan.octets)

@@ -57,6 +57,8 @@ class Stream:
         self.players: list[Player] = []
         self.plis = 0
         self.nacks_served = 0
+        self.keyframes_spared = 0
+        "Players that started on the cached GOP instead of a keyframe request to the publisher."
         self._manager = manager
         self._changed = asyncio.Event()
         self._packetizers: dict[str, Packetizer] = {}
@@ -85,7 +87,8 @@ class Stream:
         """The publisher's tracks. ``packetize=True`` for a frame publisher: its frames are
         turned into RTP once per track (:meth:`forward_frame`)."""
         on_kf = self._manager.stats.observe_first_keyframe
-        self.tracks = {t.kind: TrackFanout(t, on_kf) for t in tracks}
+        cache = self._manager.gop_cache
+        self.tracks = {t.kind: TrackFanout(t, on_kf, cache) for t in tracks}
         if packetize:
             from ..rtp.packetize import Packetizer  # only frame publishers need it
 
@@ -180,15 +183,19 @@ class Stream:
             raise StreamEnded(f"stream {self.name!r} has ended")
         self.check_room()
         self.players.append(player)
+        cached = True  # every video consumer starts on the cached GOP: no keyframe to ask for
         for kind, sink in player.sinks().items():
             fan = self.tracks.get(kind)
             if fan is not None:
-                fan.attach(sink)
+                cached = fan.attach(sink) and cached
         for kind, frame_sink in player.frame_sinks().items():
             fan = self.tracks.get(kind)
             if fan is not None:
-                fan.attach_frames(frame_sink)
-        self.request_keyframe()
+                cached = fan.attach_frames(frame_sink) and cached
+        if cached:
+            self.keyframes_spared += 1
+        else:
+            self.request_keyframe()
 
     def remove_player(self, player: Player) -> None:
         if player in self.players:
@@ -288,6 +295,7 @@ class Stream:
             self._manager.stats.add_sent(packets, octets)
             fan.clear()
         self._manager.stats.plis += self.plis
+        self._manager.stats.keyframes_spared += self.keyframes_spared
         self._manager.stats.nacks_served += self.nacks_served
         logger.info("stream %r: closed (%s), %d player(s) told", self.name, reason.value, len(players))
         for player in players:
