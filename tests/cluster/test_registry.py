@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
+import subprocess
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 import redis.asyncio as redis
 
-from redis_server import RedisServer
+from redis_server import RedisServer, free_port
 from rtcdn.cluster import Address, Claim, NodeRecord, Registry, RegistryError, connect
 from rtcdn.cluster.records import decode_claim, decode_node
 
@@ -146,3 +149,41 @@ def test_sentinel_urls_name_their_master() -> None:
     assert client.connection_pool.service_name == "mymaster"  # type: ignore[attr-defined]
     with pytest.raises(ValueError, match="names the master"):
         connect("redis+sentinel://127.0.0.1:26379")
+
+
+@pytest.fixture
+def sentinel_url(redis_server: RedisServer, tmp_path: Path) -> Iterator[str]:
+    """A real Sentinel (``redis-server --sentinel``) monitoring the test's redis-server as ``mymaster``."""
+    port = free_port(redis_server.host)
+    conf = tmp_path / "sentinel.conf"
+    conf.write_text(
+        f"port {port}\nbind {redis_server.host}\nprotected-mode no\ndir {tmp_path}\n"
+        f"sentinel monitor mymaster {redis_server.host} {redis_server.port} 1\n"
+    )
+    binary = shutil.which("redis-server")
+    assert binary is not None
+    proc = subprocess.Popen(
+        [binary, str(conf), "--sentinel"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        yield f"redis+sentinel://{redis_server.host}:{port}/mymaster"
+    finally:
+        proc.terminate()
+        proc.wait(5)
+
+
+async def test_a_registry_behind_sentinel(sentinel_url: str) -> None:
+    """The ``redis+sentinel://`` URL finds the master through a real Sentinel."""
+    reg = Registry(connect(sentinel_url), "test")
+    try:
+        async with asyncio.timeout(10):
+            while True:
+                try:
+                    assert await reg.claim(claim("cam", "n1"), 5000) is None
+                    break
+                except RegistryError:
+                    await asyncio.sleep(0.1)  # the sentinel is starting
+        found = await reg.lookup("cam")
+        assert found is not None and found.node == "n1"
+    finally:
+        await reg.close()
