@@ -191,6 +191,7 @@ class Server:
             access=self.access,
         )
         self.cpu = CpuMeter()
+        self._balancer_cpu = CpuMeter()
         self.balancer: Balancer | None = None
         self.cdn_origin: CdnOrigin | None = None
         self.workers: WorkerPool | None = None
@@ -198,7 +199,9 @@ class Server:
             self._setup_cdn()
         elif settings.workers > 1:
             self.workers = WorkerPool(settings, state_dir)
-            self.balancer = Balancer(workers_config(settings), local_address=self._local_address)
+            self.balancer = Balancer(
+                workers_config(settings), local_address=self._local_address, local_stat=self._local_load
+            )
             self.cdn_origin = CdnOrigin(
                 self.streams, WebRtcDistribution(self.relays, secure=False), self.balancer
             )
@@ -256,6 +259,11 @@ class Server:
     @property
     def sessions(self) -> dict[str, WcsSession]:
         return self.wcs.sessions
+
+    def _local_load(self) -> tuple[int, float]:
+        """(calls, processCpuLoad) of this process for the workers' balancer (its own CPU meter)."""
+        calls = sum(len(s.players) + 1 for s in self.streams if s.live)
+        return calls, self._balancer_cpu.read()[0]
 
     def _stat(self) -> str:
         node_id = self.settings.node_id or self.settings.bind

@@ -41,3 +41,20 @@ def test_edge_coming_up_is_reported_once() -> None:
     b.mark_down(NODES[0], "gone")
     b._mark_up(NODES[0], 0, 0)
     assert seen == ["1", "1"]
+
+
+def test_least_loaded_process_weighs_each_worker_by_its_own_cpu() -> None:
+    """--workers: worker 1 ingests and relays, so at equal players it is busier and gets fewer new
+    ones; picks between two probes count at each worker's measured cost per call."""
+    b = Balancer(LoadBalancerConfig(mode="LEAST_LOADED_PROCESS", nodes=NODES[:2]))
+    b._mark_up(NODES[0], 20, 0.5, 0.12)  # 20 calls: 0.006 each
+    b._mark_up(NODES[1], 20, 0.5, 0.08)  # 20 calls: 0.004 each
+    picks = [b.pick().id for _ in range(30)]  # type: ignore[union-attr]
+    # both end near the same predicted load: 0.12 + 0.006 a, 0.08 + 0.004 b, a + b = 30
+    assert picks.count("2") - picks.count("1") in range(9, 16)
+    b._mark_up(NODES[0], 30, 0.5, 0.18)  # a probe resets what was picked
+    assert b.health["1"].picked == 0 and b.health["2"].picked > 0
+    fresh = Balancer(LoadBalancerConfig(mode="LEAST_LOADED_PROCESS", nodes=NODES[:2]))
+    fresh._mark_up(NODES[0], 0, 0.0, 0.0)
+    fresh._mark_up(NODES[1], 0, 0.0, 0.0)
+    assert sorted(fresh.pick().id for _ in range(10)) == ["1"] * 5 + ["2"] * 5  # type: ignore[union-attr]

@@ -23,6 +23,8 @@ logger = logging.getLogger(__name__)
 
 PROBE_INTERVAL = 1.0
 PROBE_TIMEOUT = 1.0
+DEFAULT_CALL_COST = 0.001
+"A player's share of the machine's CPU assumed before a node has measured one (LEAST_LOADED_PROCESS)."
 
 
 @dataclass
@@ -31,8 +33,19 @@ class NodeHealth:
     up: bool = False
     calls: int = 0
     cpu: float = 0.0
+    "``systemCpuLoad`` (the machine's)."
+    process_cpu: float = 0.0
+    "``processCpuLoad`` (the node's own process)."
+    picked: int = 0
+    "Players sent there since the last probe (its figures do not count them yet)."
     checked: float = 0.0
     error: str = "not probed yet"
+
+    def predicted_load(self) -> float:
+        """``processCpuLoad`` with the players picked since the probe added at the node's measured
+        cost per call (:data:`DEFAULT_CALL_COST` before it has any)."""
+        per_call = self.process_cpu / self.calls if self.calls else DEFAULT_CALL_COST
+        return self.process_cpu + self.picked * max(per_call, DEFAULT_CALL_COST / 4)
 
 
 class Balancer:
@@ -43,8 +56,11 @@ class Balancer:
         config: LoadBalancerConfig,
         on_up: Callable[[Node], None] | None = None,
         local_address: str | None = None,
+        local_stat: Callable[[], tuple[int, float]] | None = None,
     ) -> None:
+        """``local_stat()``: (calls, processCpuLoad) of this very process, for its ``local`` node."""
         self.config = config
+        self._local_stat = local_stat
         self.health = {node.id: NodeHealth(node, up=node.local, error="") for node in config.nodes}
         self.on_up = on_up
         self._cursor = 0
@@ -73,10 +89,11 @@ class Balancer:
             logger.warning("edge %s (%s) is down: %s", node.id, node.ip, reason)
         health.up, health.error = False, reason
 
-    def _mark_up(self, node: Node, calls: int, cpu: float) -> None:
+    def _mark_up(self, node: Node, calls: int, cpu: float, process_cpu: float = 0.0) -> None:
         health = self.health[node.id]
         was_up = health.up
         health.up, health.calls, health.cpu, health.error = True, calls, cpu, ""
+        health.process_cpu, health.picked = process_cpu, 0
         health.checked = time.monotonic()
         if not was_up:
             logger.info("edge %s (%s) is up", node.id, node.ip)
@@ -90,13 +107,23 @@ class Balancer:
                 if resp.status != 200:
                     raise ValueError(f"HTTP {resp.status}")
                 stat = parse_stat(await resp.text())
-            self._mark_up(node, int(stat.get("calls", "0")), float(stat.get("systemCpuLoad", "0")))
+            self._mark_up(
+                node,
+                int(stat.get("calls", "0")),
+                float(stat.get("systemCpuLoad", "0")),
+                float(stat.get("processCpuLoad", "0")),
+            )
         except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
             self.mark_down(node, f"stat probe failed: {exc or type(exc).__name__}")
 
     async def _probe_loop(self) -> None:
         while True:
             await asyncio.gather(*(self.probe(node) for node in self.config.nodes if not node.local))
+            if self._local_stat is not None:
+                calls, process_cpu = self._local_stat()
+                for node in self.config.nodes:
+                    if node.local:
+                        self._mark_up(node, calls, 0.0, process_cpu)
             await asyncio.sleep(PROBE_INTERVAL)
 
     def pick(self, stream: str | None = None, group: str | None = None) -> Node | None:
@@ -114,6 +141,10 @@ class Balancer:
             return (random.choice(tied) if self.config.randomize else tied[0]).node
         if mode == "LEAST_LOADED_NODE":
             return min(live, key=lambda h: h.cpu).node
+        if mode == "LEAST_LOADED_PROCESS":  # --workers: processes sharing one machine
+            best = min(live, key=lambda h: (h.predicted_load(), h.calls + h.picked))
+            best.picked += 1
+            return best.node
         nodes = self.config.nodes  # ROUNDROBIN: the next live node after the last one picked
         for step in range(len(nodes)):
             node = nodes[(self._cursor + step) % len(nodes)]

@@ -44,7 +44,9 @@ def worker_nodes(settings: Settings) -> tuple[Node, ...]:
 
 
 def workers_config(settings: Settings) -> LoadBalancerConfig:
-    return LoadBalancerConfig(mode="ROUNDROBIN", nodes=worker_nodes(settings))
+    """Players go to the worker whose process is the least loaded (worker 0 also ingests the
+    publishers and relays every stream to the others, so it takes fewer players than they do)."""
+    return LoadBalancerConfig(mode="LEAST_LOADED_PROCESS", nodes=worker_nodes(settings))
 
 
 def media_slice(settings: Settings, k: int) -> tuple[int, int]:
