@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 from collections.abc import AsyncIterator
 
@@ -27,6 +28,8 @@ async def live(server: Server, ws_url: str) -> AsyncIterator[WcsClient]:
         _, pc, status = await viewer.play("steady")
         assert status is not None and status["status"] == "PLAYING"
         viewer.video = next(r.track for r in pc.getReceivers() if r.track.kind == "video")  # type: ignore[attr-defined]
+        gc.collect()  # what earlier tests left to the collector (their peers' sockets) closes now
+        await asyncio.sleep(0.3)
         before = (udp_sockets(), len(server.media.peers), len(asyncio.all_tasks()))
         yield viewer
         # the steady stream still plays after the bad client is gone

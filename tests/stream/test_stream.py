@@ -141,16 +141,22 @@ async def test_close_tells_players_and_events_reach_them() -> None:
 
 
 async def test_nack_is_served_from_history() -> None:
-    stream = StreamManager().create("s", FakePublisher())
+    publisher = FakePublisher()
+    stream = StreamManager().create("s", publisher)
     stream.set_tracks([VP8])
     stream.go_live()
     player = FakePlayer()
     stream.add_player(player)
+    assert publisher.keyframes == 1  # the join's
     stream.forward("video", RTP, 1, 0)
     assert len(player.sent) == 1
     player_seq = int.from_bytes(player.sent[0][2:4], "big")
-    assert stream.retransmit(player.sink, [player_seq, (player_seq + 5) & 0xFFFF]) == 1
+    assert stream.retransmit(player.sink, [player_seq]) == 1
     assert player.sent[1] == player.sent[0]
+    await asyncio.sleep(0.4)  # past the keyframe requests' rate limit
+    # a packet the history never had: only a keyframe can fill the player's hole
+    assert stream.retransmit(player.sink, [player_seq, (player_seq + 5) & 0xFFFF]) == 1
+    assert publisher.keyframes == 2
 
 
 async def test_acquire_waits_for_a_pending_stream_and_fails_for_unknown_ones() -> None:

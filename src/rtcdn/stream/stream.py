@@ -219,11 +219,13 @@ class Stream:
             self.remove_player(member)
 
     def retransmit(self, sink: RtpSink, player_seqs: Iterable[int]) -> int:
-        """Serve a player's NACK from the history; returns how many packets were resent."""
+        """Serve a player's NACK from the history; returns how many packets were resent. A packet
+        the history does not have (never received, or too old) leaves a hole only a keyframe
+        fills: the publisher is asked for one (rate-limited as any request)."""
         fan = self.tracks.get(sink.kind)
         if fan is None or fan.history is None:
             return 0
-        sent = 0
+        sent = missing = 0
         for pseq in player_seqs:
             seq = sink.publisher_seq(pseq)
             if seq is None:
@@ -232,7 +234,11 @@ class Stream:
             if data is not None:
                 sink.send(sink.rewriter.rewrite(data), seq)
                 sent += 1
+            else:
+                missing += 1
         self.nacks_served += sent
+        if missing:
+            self.request_keyframe()
         return sent
 
     def notify_event(self, event: dict[str, object]) -> None:
