@@ -185,3 +185,8 @@ async def test_an_h264_keyframe_of_several_packets_starts_one_gop() -> None:
     assert gop is not None and [s for s, _ in gop] == [1, 2, 3, 4, 5, 6]
     stream.forward("video", packet(stap, 7, 15000), 7, 15000)  # the next keyframe: a new GOP
     assert [s for s, _ in stream.tracks["video"].gop or ()] == [7]
+
+
+def test_the_gop_is_replayed_in_sequence_order_each_packet_once() -> None:
+    gop = [(65534, b"k"), (0, b"b"), (65535, b"a"), (2, b"d"), (1, b"c"), (0, b"b"), (65000, b"old")]
+    assert fanout.in_order(gop) == [(65534, b"k"), (65535, b"a"), (0, b"b"), (1, b"c"), (2, b"d")]

@@ -46,6 +46,15 @@ if TYPE_CHECKING:
     from ..rtp.depacketize import Depacketizer
 
 
+def in_order(gop: list[tuple[int, bytes]]) -> list[tuple[int, bytes]]:
+    """The GOP by sequence number from its keyframe on, each packet once: packets kept in arrival
+    order put a late (reordered, or resent after a NACK) packet after the ones it precedes, and a
+    receiver replaying that fast would give up on the gap before the packet came."""
+    first = gop[0][0]
+    unique = {seq: data for seq, data in gop if (seq - first) & 0xFFFF < 0x8000}
+    return sorted(unique.items(), key=lambda item: (item[0] - first) & 0xFFFF)
+
+
 class CatchUp:
     """A joining RTP sink being sent the cached GOP; live packets queue behind it."""
 
@@ -53,7 +62,7 @@ class CatchUp:
 
     def __init__(self, sink: RtpSink, gop: list[tuple[int, bytes]], since: float) -> None:
         self.sink = sink
-        self.pending: deque[tuple[int, bytes]] = deque(gop)
+        self.pending: deque[tuple[int, bytes]] = deque(in_order(gop))
         self.since: float | None = since
         "When it attached; None once its first (keyframe) packets went out."
 
