@@ -13,7 +13,8 @@ Opus one frame per packet, continuous sequence numbers and timestamps across the
 
 :class:`JanusPlayer` is :class:`~_wcs.LeanPlayer`'s counting core behind the Janus HTTP API: create a
 session, attach ``janus.plugin.streaming``, ``watch`` (the offer arrives on the long poll), answer
-with ``start``; PLAYING once Janus says ``webrtcup``. A keep-alive every 25 s holds the session.
+with ``start``; PLAYING once Janus says ``webrtcup``. A keep-alive every 25 s holds the session. A
+``chromium`` viewer answers what Chromium answers (``_chromium.chromium_answer``) and sends its RTCP.
 """
 
 from __future__ import annotations
@@ -38,8 +39,9 @@ import psutil  # type: ignore[import-untyped]
 from aiortc import RTCSessionDescription
 from aiortc.codecs.vpx import Vp8Encoder
 
+from _chromium import chromium_answer
 from _media import Clip
-from _server import cpu_seconds
+from _procs import cpu_seconds, stop_process
 from _wcs import LeanPlayer, WcsError
 from rtcdn.webrtc._aiortc import PortRange, patch_gathering
 
@@ -173,14 +175,7 @@ class JanusServer:
         """SIGINT (Janus's clean shutdown), then wait (SIGKILL after ``timeout``)."""
         if self.process is None or self.exit_code is not None:
             return
-        started = time.monotonic()
-        self.process.send_signal(signal.SIGINT)
-        try:
-            self.exit_code = self.process.wait(timeout)
-            self.shutdown_seconds = time.monotonic() - started
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.exit_code = self.process.wait()
+        self.exit_code, self.shutdown_seconds = stop_process(self.process, signal.SIGINT, timeout)
 
     def problems(self) -> list[str]:
         """Log lines Janus marks as errors or warnings (``[ERR]``, ``[WARN]``)."""
@@ -408,8 +403,8 @@ class JanusPlayer(LeanPlayer):
     counterpart of ``playStream``); ``t_playing`` is Janus's ``webrtcup`` event.
     """
 
-    def __init__(self, http: aiohttp.ClientSession, api_url: str, address: str) -> None:
-        super().__init__(http, "", address)
+    def __init__(self, http: aiohttp.ClientSession, api_url: str, address: str, viewer: str = "lean") -> None:
+        super().__init__(http, "", address, viewer)
         self.api = JanusApi(http, api_url)
         self._keepalive: asyncio.Task[None] | None = None
 
@@ -421,18 +416,21 @@ class JanusPlayer(LeanPlayer):
         await api.message({"request": "watch", "id": int(name)})
         offer = await self._wait_for(lambda e: "jsep" in e, "an offer")
         sdp = offer["jsep"]["sdp"]
-        self._on_answer(sdp)  # the VP8 payload type, from Janus's offer
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
         answer = await self.pc.createAnswer()
         patch_gathering(self.pc, [self.address], PortRange(0, 0), None)
         await self.pc.setLocalDescription(answer)
         self._hook_datagrams()
-        local = self.pc.localDescription
-        await api.message({"request": "start"}, {"type": local.type, "sdp": local.sdp})
+        local = str(self.pc.localDescription.sdp)
+        if self.viewer == "chromium":
+            local = chromium_answer(sdp, local)
+        self._on_answer(sdp, negotiated=local)  # payload types from Janus's offer, feedback as answered
+        await api.message({"request": "start"}, {"type": "answer", "sdp": local})
         await self._wait_for(lambda e: e.get("janus") == "webrtcup", "webrtcup")
         self.result.t_playing = time.monotonic() - self._t0
         self.result.ok = True
         self._keepalive = asyncio.create_task(self._keep_alive())
+        await self.start_feedback()
 
     async def _wait_for(self, wanted: Callable[[dict[str, Any]], bool], what: str) -> dict[str, Any]:
         try:
@@ -458,5 +456,7 @@ class JanusPlayer(LeanPlayer):
     async def close(self) -> None:
         if self._keepalive is not None:
             self._keepalive.cancel()
+        if self.feedback is not None:
+            await self.feedback.stop()
         await self.pc.close()
         await self.api.destroy()

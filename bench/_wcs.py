@@ -1,4 +1,4 @@
-"""Lean WCS WebSDK protocol clients for benchmarks: a publisher and a counting player.
+"""Lean WCS WebSDK protocol clients for benchmarks: a publisher and counting players.
 
 Both speak the WebSocket protocol through rtcdn's own client, :class:`rtcdn.wcs.client.WcsAgent`, as
 ``tests/wcs_client.py`` does (``connection`` → ``getUserData``, ``publishStream``/``playStream`` with an
@@ -8,28 +8,35 @@ host candidate on a chosen address.
 :class:`LeanPlayer` does not decode: it takes over its ICE socket's ``datagram_received`` and, once
 DTLS-SRTP is up, unprotects each SRTP packet with libsrtp and only looks at the RTP header (sequence
 gaps per SSRC) and, until the first one is found, at the VP8 payload descriptor for a keyframe.
-STUN, DTLS and SRTCP still go the usual aiortc way.
+STUN, DTLS and SRTCP still go the usual aiortc way. ``viewer="chromium"`` makes it look like a
+Chromium viewer to the server (Chromium's SDP, Chromium's RTCP: ``_chromium.py``); ``"lean"`` keeps
+aiortc's own offer and sends no RTCP. :class:`EdgePlayer` asks again while a stream is not there yet.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
+import aioice.ice
 import pylibsrtp
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 
+from _chromium import CONSENT_INTERVAL, VIEWERS, ChromiumFeedback, chromium_offer, negotiated_feedback
 from _media import ClipTrack
+from _rtp import StreamCounts, payload_kinds, rtp_header_length, rtx_payload_types, vp8_keyframe_start
 from rtcdn.wcs.client import AgentError, WcsAgent
 from rtcdn.wcs.messages import stream_payload
 from rtcdn.webrtc._aiortc import PortRange, patch_gathering
 
 WcsError = AgentError
 "The server refused or failed a request, or could not be reached (the client's :class:`AgentError`)."
+NOT_FOUND = "Stream not found"
 
 
 class Signaling:
@@ -74,7 +81,20 @@ class Signaling:
         await self.agent.close()
 
 
-async def _local_offer(pc: RTCPeerConnection, address: str) -> str:
+class TimedSignaling(Signaling):
+    """:class:`Signaling` that notes when each kind of message was first sent (monotonic seconds)."""
+
+    def __init__(self, http: aiohttp.ClientSession, url: str) -> None:
+        super().__init__(http, url)
+        self.sent: dict[str, float] = {}
+        self.agent.on_send = self._note
+
+    def _note(self, message: str, payload: Any) -> None:
+        self.sent.setdefault(message, time.monotonic())
+
+
+async def local_offer(pc: RTCPeerConnection, address: str) -> str:
+    """``pc``'s offer with one host candidate on ``address`` (gathered before it returns)."""
     offer = await pc.createOffer()
     patch_gathering(pc, [address], PortRange(0, 0), None)
     await pc.setLocalDescription(offer)
@@ -90,19 +110,19 @@ class Publisher:
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.tracks: list[ClipTrack] = []
 
-    async def publish(self, name: str, tracks: list[ClipTrack]) -> None:
+    async def publish(
+        self, name: str, tracks: list[ClipTrack], mimes: Sequence[str] = ("video/VP8",)
+    ) -> None:
+        """Publish ``tracks`` as ``name``, video offered as the first of ``mimes`` aiortc has, audio as Opus."""
         await self.signaling.connect()
         self.tracks = tracks
         for track in tracks:
             transceiver = self.pc.addTransceiver(track, direction="sendonly")
-            codecs = [
-                c
-                for c in RTCRtpSender.getCapabilities(track.kind).codecs
-                if c.mimeType in ("video/VP8", "audio/opus")
-            ]
+            wanted = (*mimes, "audio/opus")
+            codecs = [c for c in RTCRtpSender.getCapabilities(track.kind).codecs if c.mimeType in wanted]
             transceiver.setCodecPreferences(codecs)
             transceiver.sender._send_keyframe = track.request_keyframe  # type: ignore[method-assign]
-        sdp = await _local_offer(self.pc, self.address)
+        sdp = await local_offer(self.pc, self.address)
         kinds = {track.kind for track in tracks}
         payload = stream_payload(str(uuid.uuid1()), name, True, sdp, "audio" in kinds, "video" in kinds)
         await self.signaling.negotiate("publishStream", payload, self.pc, "PUBLISHING")
@@ -110,58 +130,6 @@ class Publisher:
     async def close(self) -> None:
         await self.pc.close()
         await self.signaling.close()
-
-
-class _SsrcStats:
-    """Sequence accounting for one SSRC: packets received against the extended sequence range."""
-
-    __slots__ = ("first", "highest", "received")
-
-    def __init__(self, seq: int) -> None:
-        self.first = seq
-        self.highest = seq  # extended (with wrap-around cycles)
-        self.received = 0
-
-    def add(self, seq: int) -> None:
-        self.received += 1
-        delta = (seq - self.highest) & 0xFFFF
-        if 0 < delta < 0x8000:
-            self.highest += delta
-
-    @property
-    def expected(self) -> int:
-        return self.highest - self.first + 1
-
-    @property
-    def lost(self) -> int:
-        return max(0, self.expected - self.received)
-
-
-def vp8_keyframe_start(payload: bytes) -> bool:
-    """Whether an RTP payload starts a VP8 keyframe (RFC 7741 payload descriptor + RFC 6386 P bit)."""
-    if len(payload) < 2:
-        return False
-    b0 = payload[0]
-    if not b0 & 0x10 or b0 & 0x07:  # S (start of partition) and partition index 0
-        return False
-    off = 1
-    if b0 & 0x80:  # X: extension byte follows
-        ext = payload[1]
-        off = 2
-        if ext & 0x80:  # I: picture id, 7 or 15 bits
-            off += 2 if payload[off] & 0x80 else 1
-        if ext & 0x40:  # L: TL0PICIDX
-            off += 1
-        if ext & 0x30:  # T or K: TID/Y/KEYIDX
-            off += 1
-    return off < len(payload) and not payload[off] & 0x01
-
-
-def _rtp_header_length(data: bytes) -> int:
-    off = 12 + 4 * (data[0] & 0x0F)
-    if data[0] & 0x10:
-        off += 4 + 4 * ((data[off + 2] << 8) | data[off + 3])
-    return off
 
 
 @dataclass
@@ -183,29 +151,50 @@ class PlayerResult:
     per_ssrc: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
-class LeanPlayer:
-    """A receive-only player that counts SRTP packets instead of decoding them."""
+Receive = Callable[[bytes, Any], None]
 
-    def __init__(self, http: aiohttp.ClientSession, url: str, address: str) -> None:
+
+class LeanPlayer:
+    """A receive-only player that counts SRTP packets instead of decoding them.
+
+    ``viewer``: ``lean`` (aiortc's offer, no RTCP) or ``chromium`` (Chromium's offer and RTCP).
+    """
+
+    def __init__(self, http: aiohttp.ClientSession, url: str, address: str, viewer: str = "lean") -> None:
+        if viewer not in VIEWERS:
+            raise ValueError(f"viewer {viewer!r}: one of {', '.join(VIEWERS)}")
         self.signaling = Signaling(http, url)
         self.address = address
+        self.viewer = viewer
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.packets = 0
         self.srtp_errors = 0
-        self.ssrcs: dict[int, _SsrcStats] = {}
+        self.ssrcs: dict[int, StreamCounts] = {}
+        self.kind_of: dict[int, str] = {}
+        "SSRC → ``audio``/``video`` (``rtx``: retransmissions), from its first packet's payload type."
         self.result = PlayerResult(ok=False)
+        self.feedback: ChromiumFeedback | None = None
+        "A Chromium viewer's RTCP (set by the answer's negotiation)."
         self._t0 = 0.0
         self._vp8_pt: int | None = None
+        self._pt_kinds: dict[int, str] = {}
         self._keyframe_ts: bytes | None = None  # RTP timestamp of the first keyframe, while incomplete
         self._keyframe_done = False
+        if viewer == "chromium":
+            aioice.ice.CONSENT_INTERVAL = CONSENT_INTERVAL  # process-wide: every peer of the process
+
+    async def offer(self) -> str:
+        """Add the receive-only transceivers, gather, hook the socket; the SDP to send the server."""
+        for kind in ("audio", "video"):
+            self.pc.addTransceiver(kind, direction="recvonly")
+        sdp = await local_offer(self.pc, self.address)
+        self._hook_datagrams()
+        return chromium_offer(sdp) if self.viewer == "chromium" else sdp
 
     async def play(self, name: str) -> None:
         """Connect, play ``name`` and return once the server says PLAYING; raises :class:`WcsError`."""
         await self.signaling.connect()
-        for kind in ("audio", "video"):
-            self.pc.addTransceiver(kind, direction="recvonly")
-        sdp = await _local_offer(self.pc, self.address)
-        self._hook_datagrams()
+        sdp = await self.offer()
         msid = str(uuid.uuid1())
         self._t0 = time.monotonic()
         self.result.started = time.time()
@@ -213,20 +202,48 @@ class LeanPlayer:
         await self.signaling.negotiate("playStream", payload, self.pc, "PLAYING", on_answer=self._on_answer)
         self.result.t_playing = time.monotonic() - self._t0
         self.result.ok = True
+        await self.start_feedback()
 
-    def _on_answer(self, sdp: str) -> None:
+    def _on_answer(self, sdp: str, negotiated: str | None = None) -> None:
+        """Payload types of the server's SDP; ``negotiated``: the SDP whose feedback applies (default ``sdp``)."""
+        self._pt_kinds = payload_kinds(sdp)
+        self._pt_kinds.update(dict.fromkeys(rtx_payload_types(sdp), "rtx"))
         for line in sdp.splitlines():
             if line.startswith("a=rtpmap:") and " VP8/" in line:
                 self._vp8_pt = int(line[9:].split()[0])
+        if self.viewer == "chromium":
+            feedback = negotiated_feedback(negotiated or sdp)
+            self.feedback = ChromiumFeedback(self.ssrcs, self.kind_of, feedback, self._last_sr)
+
+    def _last_sr(self, ssrc: int) -> tuple[int, float] | None:
+        """(LSR, seconds since) of the last sender report for ``ssrc`` aiortc's receivers saw."""
+        for transceiver in self.pc.getTransceivers():
+            receiver: Any = transceiver.receiver
+            lsr = receiver._RTCRtpReceiver__lsr.get(ssrc)
+            if lsr is not None:
+                return lsr, max(0.0, time.time() - receiver._RTCRtpReceiver__lsr_time[ssrc])
+        return None
+
+    async def start_feedback(self, timeout: float = 10) -> None:
+        """Start the Chromium viewer's RTCP once DTLS is up (nothing for a lean viewer)."""
+        if self.feedback is None:
+            return
+        dtls = self.pc.getTransceivers()[0].receiver.transport
+        deadline = time.monotonic() + timeout
+        while dtls.state != "connected" or dtls._tx_srtp is None:
+            if time.monotonic() > deadline:
+                return
+            await asyncio.sleep(0.05)
+        self.feedback.keyframe_done = self._keyframe_done
+        self.feedback.start(srtcp_sender(dtls))
 
     def _hook_datagrams(self) -> None:
         dtls = self.pc.getTransceivers()[0].receiver.transport  # BUNDLE: one transport for both kinds
-        for protocol in dtls.transport.iceGatherer._connection._protocols:
-            protocol.datagram_received = self._make_receiver(dtls, protocol.datagram_received)  # type: ignore
+        protocols: list[Any] = dtls.transport.iceGatherer._connection._protocols
+        for protocol in protocols:
+            protocol.datagram_received = self._make_receiver(dtls, protocol.datagram_received)
 
-    def _make_receiver(
-        self, dtls: Any, original: Callable[[bytes, Any], None]
-    ) -> Callable[[bytes, Any], None]:
+    def _make_receiver(self, dtls: Any, original: Receive) -> Receive:
         def datagram_received(data: bytes, addr: Any) -> None:
             srtp = dtls._rx_srtp
             if srtp is None or len(data) < 12 or not 127 < data[0] < 192 or 191 < data[1] < 209:
@@ -241,26 +258,49 @@ class LeanPlayer:
 
         return datagram_received
 
-    def _on_rtp(self, rtp: bytes) -> None:
+    def _count(self, data: bytes) -> None:
+        """Sequence accounting of one RTP packet (its clear header: SRTP or RTP)."""
         self.packets += 1
-        seq = (rtp[2] << 8) | rtp[3]
-        ssrc = int.from_bytes(rtp[8:12], "big")
+        seq = (data[2] << 8) | data[3]
+        ssrc = int.from_bytes(data[8:12], "big")
         stats = self.ssrcs.get(ssrc)
         if stats is None:
-            stats = self.ssrcs[ssrc] = _SsrcStats(seq)
+            kind = self._pt_kinds.get(data[1] & 0x7F, "")
+            if kind == "rtx":  # a retransmission (RFC 4588): repairs, not the stream's own packets
+                if self.feedback is not None:
+                    self.feedback.rtx_received += 1
+                return
+            stats = self.ssrcs[ssrc] = StreamCounts(seq)
+            self.kind_of[ssrc] = kind
             if self.result.t_first_packet is None:
                 self.result.t_first_packet = time.monotonic() - self._t0
-        stats.add(seq)
+        delta = stats.add(seq)
+        feedback = self.feedback
+        if feedback is not None and delta != 1:
+            if delta:
+                feedback.on_gap(ssrc, stats, delta)
+            else:
+                feedback.on_late(ssrc, stats, seq)
+
+    def _on_rtp(self, rtp: bytes) -> None:
+        self._count(rtp)
         if self._keyframe_done or (rtp[1] & 0x7F) != self._vp8_pt:
             return
         if self._keyframe_ts is None:
-            if vp8_keyframe_start(rtp[_rtp_header_length(rtp) :]):
+            if vp8_keyframe_start(rtp[rtp_header_length(rtp) :]):
                 self._keyframe_ts = rtp[4:8]
             else:
                 return
         if rtp[1] & 0x80 and rtp[4:8] == self._keyframe_ts:  # marker: last packet of the frame
             self._keyframe_done = True
             self.result.t_keyframe = time.monotonic() - self._t0
+            if self.feedback is not None:
+                self.feedback.keyframe_done = True
+
+    def counters(self) -> tuple[int, int]:
+        """(received, expected) packets so far, over every SSRC (received: first transmissions)."""
+        received = sum(s.received - s.repaired for s in self.ssrcs.values())
+        return received, sum(s.expected for s in self.ssrcs.values())
 
     def finish(self) -> PlayerResult:
         result = self.result
@@ -275,5 +315,96 @@ class LeanPlayer:
         return result
 
     async def close(self) -> None:
+        if self.feedback is not None:
+            await self.feedback.stop()
         await self.pc.close()
         await self.signaling.close()
+
+
+class EdgePlayer(LeanPlayer):
+    """A :class:`LeanPlayer` that asks again while the edge does not have the stream yet.
+
+    One WebSocket session and one offer: each ``playStream`` gets a new mediaSessionId (a refused one
+    brings no answer, so the peer connection still waits for one). Times are monotonic seconds.
+    """
+
+    def __init__(self, http: aiohttp.ClientSession, url: str, address: str, viewer: str = "lean") -> None:
+        super().__init__(http, url, address, viewer)
+        self.not_found = 0
+        "``playStream`` requests the edge answered FAILED / Stream not found."
+        self.first_sent_at: float | None = None
+        self.accepted_at: float | None = None
+        "When the ``playStream`` that was accepted was sent."
+        self.playing_at: float | None = None
+        self.keyframe = asyncio.Event()
+        "Set on the first complete VP8 keyframe."
+
+    async def play_when_there(self, name: str, retry: float, timeout: float) -> None:
+        """Play ``name``, asking again every ``retry`` s while it is not found, for up to ``timeout`` s."""
+        await self.signaling.connect()
+        sdp = await self.offer()
+        deadline = time.monotonic() + timeout
+        while True:
+            self._t0 = time.monotonic()
+            self.result.started = time.time()
+            if self.first_sent_at is None:
+                self.first_sent_at = self._t0
+            payload = stream_payload(str(uuid.uuid1()), name, False, sdp)
+            try:
+                await self.signaling.negotiate(
+                    "playStream", payload, self.pc, "PLAYING", on_answer=self._on_answer
+                )
+                break
+            except WcsError as exc:
+                if NOT_FOUND not in str(exc) or time.monotonic() + retry > deadline:
+                    raise
+                self.not_found += 1
+                await asyncio.sleep(retry)
+        self.accepted_at = self._t0
+        self.playing_at = time.monotonic()
+        self.result.t_playing = self.playing_at - self._t0
+        self.result.ok = True
+        await self.start_feedback()
+
+    def _on_rtp(self, rtp: bytes) -> None:
+        super()._on_rtp(rtp)
+        if self.result.t_keyframe is not None and not self.keyframe.is_set():
+            self.keyframe.set()
+
+    def _since_accepted(self, offset: float | None) -> float | None:
+        return None if offset is None or self.accepted_at is None else self.accepted_at + offset
+
+    @property
+    def first_packet_at(self) -> float | None:
+        return self._since_accepted(self.result.t_first_packet)
+
+    @property
+    def keyframe_at(self) -> float | None:
+        return self._since_accepted(self.result.t_keyframe)
+
+    def counts(self) -> tuple[int, int]:
+        """(expected, received) RTP packets so far, over every SSRC."""
+        received, expected = self.counters()
+        return expected, received
+
+
+def srtcp_sender(dtls: Any) -> Callable[[bytes], None]:
+    """Synchronous RTCP sending on a connected aiortc DTLS transport: SRTCP-protect, ``sendto`` on the
+    nominated ICE pair (aiortc's own ``_send_rtp`` is a coroutine, and one more task per packet)."""
+    pair = dtls.transport._connection._nominated[1]
+    sendto, addr, protect = pair.protocol.transport.sendto, pair.remote_addr, dtls._tx_srtp.protect_rtcp
+
+    def send(data: bytes) -> None:
+        sendto(protect(data), addr)
+
+    return send
+
+
+class Closable(Protocol):
+    async def close(self) -> None: ...
+
+
+async def close_all(clients: Sequence[Closable], timeout: float = 10) -> None:
+    """Close every client at once, waiting at most ``timeout`` seconds."""
+    if clients:
+        await asyncio.wait([asyncio.ensure_future(c.close()) for c in clients], timeout=timeout)

@@ -72,11 +72,9 @@ import asyncio
 import contextlib
 import fractions
 import ipaddress
-import platform
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Coroutine
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -87,15 +85,28 @@ import av
 import psutil  # type: ignore[import-untyped]
 from av.filter import Graph
 
+from _linux import kernel_stamp, udp_counters
 from _media import AUDIO_CLOCK, AUDIO_FRAME, Clip, ClipTrack, encode_video
-from _server import ServerProcess, cpu_seconds, percentile, write_results
-from _wcs import LeanPlayer, Publisher, Signaling, WcsError, _local_offer, _rtp_header_length
-from relay_hop import _kernel_stamp, payload_kinds, spread
-from rtcdn.wcs.messages import stream_payload
+from _procs import ServerProcess, cpu_seconds
+from _report import (
+    RESULTS,
+    add_client_options,
+    add_clip_options,
+    add_output_options,
+    clip_size,
+    fmt,
+    machine,
+    parser,
+    percentile,
+    render,
+    spread,
+    write_results,
+)
+from _rtp import payload_kinds, rtp_header_length, vp8_descriptor_length
+from _wcs import NOT_FOUND, EdgePlayer, Publisher, Receive, TimedSignaling, WcsError, close_all
 
-RESULTS = Path(__file__).resolve().parent / "results" / "cdn.json"
+RESULTS_FILE = RESULTS / "cdn.json"
 STREAM = "cdn"
-NOT_FOUND = "Stream not found"
 DISTRIBUTIONS = ("webrtc", "rtmp")
 MATCH_LIMIT_NS = 1_000_000_000
 "An edge frame whose nearest copy at the origin player is further away in time is left unmatched."
@@ -135,101 +146,6 @@ def encode_noise_audio(seconds: float, bitrate: int = 48000) -> Clip:
 # --- clients ---------------------------------------------------------------------------------------
 
 
-class TimedSignaling(Signaling):
-    """:class:`~_wcs.Signaling` that notes when each kind of message was first sent (monotonic seconds)."""
-
-    def __init__(self, http: aiohttp.ClientSession, url: str) -> None:
-        super().__init__(http, url)
-        self.sent: dict[str, float] = {}
-        self.agent.on_send = self._note
-
-    def _note(self, message: str, payload: Any) -> None:
-        self.sent.setdefault(message, time.monotonic())
-
-
-class EdgePlayer(LeanPlayer):
-    """A :class:`~_wcs.LeanPlayer` that asks again while the edge does not have the stream yet.
-
-    One WebSocket session and one offer: each ``playStream`` gets a new mediaSessionId (a refused one
-    brings no answer, so the peer connection still waits for one). Times are monotonic seconds.
-    """
-
-    def __init__(self, http: aiohttp.ClientSession, url: str, address: str) -> None:
-        super().__init__(http, url, address)
-        self.not_found = 0
-        "``playStream`` requests the edge answered FAILED / Stream not found."
-        self.first_sent_at: float | None = None
-        self.accepted_at: float | None = None
-        "When the ``playStream`` that was accepted was sent."
-        self.playing_at: float | None = None
-        self.keyframe = asyncio.Event()
-        "Set on the first complete VP8 keyframe."
-
-    async def play_when_there(self, name: str, retry: float, timeout: float) -> None:
-        """Play ``name``, asking again every ``retry`` s while it is not found, for up to ``timeout`` s."""
-        await self.signaling.connect()
-        for kind in ("audio", "video"):
-            self.pc.addTransceiver(kind, direction="recvonly")
-        sdp = await _local_offer(self.pc, self.address)
-        self._hook_datagrams()
-        deadline = time.monotonic() + timeout
-        while True:
-            self._t0 = time.monotonic()
-            self.result.started = time.time()
-            if self.first_sent_at is None:
-                self.first_sent_at = self._t0
-            payload = stream_payload(str(uuid.uuid1()), name, False, sdp)
-            try:
-                await self.signaling.negotiate(
-                    "playStream", payload, self.pc, "PLAYING", on_answer=self._on_answer
-                )
-                break
-            except WcsError as exc:
-                if NOT_FOUND not in str(exc) or time.monotonic() + retry > deadline:
-                    raise
-                self.not_found += 1
-                await asyncio.sleep(retry)
-        self.accepted_at = self._t0
-        self.playing_at = time.monotonic()
-        self.result.t_playing = self.playing_at - self._t0
-        self.result.ok = True
-
-    def _on_rtp(self, rtp: bytes) -> None:
-        super()._on_rtp(rtp)
-        if self.result.t_keyframe is not None and not self.keyframe.is_set():
-            self.keyframe.set()
-
-    def _since_accepted(self, offset: float | None) -> float | None:
-        return None if offset is None or self.accepted_at is None else self.accepted_at + offset
-
-    @property
-    def first_packet_at(self) -> float | None:
-        return self._since_accepted(self.result.t_first_packet)
-
-    @property
-    def keyframe_at(self) -> float | None:
-        return self._since_accepted(self.result.t_keyframe)
-
-    def counts(self) -> tuple[int, int]:
-        """(expected, received) RTP packets so far, over every SSRC."""
-        return sum(s.expected for s in self.ssrcs.values()), sum(s.received for s in self.ssrcs.values())
-
-
-def vp8_descriptor_length(payload: bytes) -> int:
-    """Bytes of the VP8 payload descriptor (RFC 7741) at the start of an RTP payload."""
-    off = 1
-    if payload[0] & 0x80:  # X: extension byte follows
-        ext = payload[1]
-        off = 2
-        if ext & 0x80:  # I: picture id, 7 or 15 bits
-            off += 2 if payload[off] & 0x80 else 1
-        if ext & 0x40:  # L: TL0PICIDX
-            off += 1
-        if ext & 0x30:  # T or K: TID/Y/KEYIDX
-            off += 1
-    return off
-
-
 Frames = list[tuple[int, int, int]]
 "(hash of the frame's bytes, time of its first packet, of its last packet; ns), in the order completed."
 
@@ -250,7 +166,7 @@ class FrameLog:
         "RTP timestamp → sequence number → (time, payload) of the VP8 frames not complete yet."
 
     def add(self, kind: str, rtp: bytes, stamp: int) -> None:
-        payload = rtp[_rtp_header_length(rtp) : len(rtp) - (rtp[-1] if rtp[0] & 0x20 else 0)]
+        payload = rtp[rtp_header_length(rtp) : len(rtp) - (rtp[-1] if rtp[0] & 0x20 else 0)]
         if kind == "audio":
             self.frames["audio"].append((hash(payload), stamp, stamp))
             return
@@ -288,21 +204,19 @@ class FramePlayer(EdgePlayer):
         self._fd = -1
         self._opus_pt: int | None = None
 
-    def _on_answer(self, sdp: str) -> None:
-        super()._on_answer(sdp)
+    def _on_answer(self, sdp: str, negotiated: str | None = None) -> None:
+        super()._on_answer(sdp, negotiated)
         for line in sdp.splitlines():
             if line.startswith("a=rtpmap:") and " opus/" in line.lower():
                 self._opus_pt = int(line[9:].split()[0])
 
-    def _make_receiver(
-        self, dtls: Any, original: Callable[[bytes, Any], None]
-    ) -> Callable[[bytes, Any], None]:
+    def _make_receiver(self, dtls: Any, original: Receive) -> Receive:
         inner = super()._make_receiver(dtls, original)
         protocol = getattr(original, "__self__", None)  # the aioice StunProtocol of the candidate
         sock = protocol.transport.get_extra_info("socket") if protocol is not None else None
         if sock is not None:
             self._fd = sock.fileno()
-            _kernel_stamp(self._fd)  # nothing received yet: this only turns time-stamping on
+            kernel_stamp(self._fd)  # nothing received yet: this only turns time-stamping on
         return inner
 
     def _on_rtp(self, rtp: bytes) -> None:
@@ -312,7 +226,7 @@ class FramePlayer(EdgePlayer):
         pt = rtp[1] & 0x7F
         if pt != self._vp8_pt and pt != self._opus_pt:
             return  # retransmissions
-        stamp = _kernel_stamp(self._fd) if self._fd >= 0 else 0  # still the datagram being handled
+        stamp = kernel_stamp(self._fd) if self._fd >= 0 else 0  # still the datagram being handled
         if not stamp:
             self.unstamped += 1
             stamp = time.time_ns()
@@ -531,16 +445,6 @@ class Run:
     servers: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-def _udp_counters() -> dict[str, int]:
-    """The kernel's UDP counters (/proc/net/snmp), machine-wide; {} where there is no /proc."""
-    try:
-        text = Path("/proc/net/snmp").read_text()
-    except OSError:
-        return {}
-    lines = [line.split() for line in text.splitlines() if line.startswith("Udp:")]
-    return dict(zip(lines[0][1:], map(int, lines[1][1:]), strict=True))
-
-
 def _last(times: dict[str, float | None]) -> float | None:
     """The latest of the times; None if one is missing."""
     present = [t for t in times.values() if t is not None]
@@ -566,7 +470,7 @@ async def drive(
     """Publish (edge players asking from the start), wait for every edge, play on the origin too,
     measure, leave."""
     me = psutil.Process()
-    udp_before = _udp_counters()
+    udp_before = udp_counters()
     async with aiohttp.ClientSession() as http:
         video_track, audio_track = ClipTrack("video", video), ClipTrack("audio", audio)
         publisher = Publisher(http, origin.ws_url, args.client_address)
@@ -727,13 +631,8 @@ async def drive(
         finally:
             if not left:
                 await close_all([*players.values(), at_origin, publisher])
-    udp_after = _udp_counters()
+    udp_after = udp_counters()
     run.udp_errors = {k: udp_after[k] - udp_before[k] for k in ("InErrors", "RcvbufErrors") if k in udp_after}
-
-
-async def close_all(clients: list[LeanPlayer | Publisher], timeout: float = 10) -> None:
-    if clients:
-        await asyncio.wait([asyncio.ensure_future(c.close()) for c in clients], timeout=timeout)
 
 
 def _edge_address(args: argparse.Namespace, i: int) -> str:
@@ -800,12 +699,8 @@ def run_one(
 # --- report ------------------------------------------------------------------------------------------
 
 
-def _f(value: float | None, spec: str = ".0f", scale: float = 1) -> str:
-    return "-" if value is None else format(value * scale, spec)
-
-
 def _pair(from_sent: float | None, from_publishing: float | None) -> str:
-    return f"{_f(_ms(from_sent))} / {_f(_ms(from_publishing))}"
+    return f"{fmt(_ms(from_sent))} / {fmt(_ms(from_publishing))}"
 
 
 def _stat(stats: dict[str, float] | None, q: str, spec: str = ".2f") -> str:
@@ -835,12 +730,12 @@ def print_run(run: Run, baseline: Run | None) -> None:
             f"  publishStream → PUBLISHING at the origin {run.publishing_seconds * 1000:.0f} ms; "
             f"from publishStream sent / from PUBLISHING, ms:"
         )
-        routes = ", ".join(f"{n} {_f(_ms(t))}" for n, t in run.routes_from_sent.items())
+        routes = ", ".join(f"{n} {fmt(_ms(t))}" for n, t in run.routes_from_sent.items())
         print(
             f"  /cdn/streams PUBLISHING: {_pair(run.routes_all_from_sent, run.routes_all_from_publishing)} "
             f"(per edge: {routes})"
         )
-        keyframes = ", ".join(f"{n} {_f(_ms(t))}" for n, t in run.keyframe_from_sent.items())
+        keyframes = ", ".join(f"{n} {fmt(_ms(t))}" for n, t in run.keyframe_from_sent.items())
         print(
             f"  keyframe at every edge:  {_pair(run.keyframe_all_from_sent, run.keyframe_all_from_publishing)} "
             f"(per edge: {keyframes})"
@@ -848,14 +743,14 @@ def print_run(run: Run, baseline: Run | None) -> None:
         for node, p in run.players.items():
             print(
                 f"  edge {node} {p['address']}: {p['not_found']} x {NOT_FOUND}, then playStream sent at "
-                f"{_f(_ms(p['accepted_from_sent']))}, PLAYING {_f(_ms(p['playing_from_sent']))}, first packet "
-                f"{_f(_ms(p['first_packet_from_sent']))}, keyframe {_f(_ms(p['keyframe_from_sent']))} ms; "
+                f"{fmt(_ms(p['accepted_from_sent']))}, PLAYING {fmt(_ms(p['playing_from_sent']))}, first packet "
+                f"{fmt(_ms(p['first_packet_from_sent']))}, keyframe {fmt(_ms(p['keyframe_from_sent']))} ms; "
                 f"lost {p['lost_window']} of {p['expected_window']} in the window, {p['lost']} of "
                 f"{p['expected']} in all; SRTP errors {p['srtp_errors']}; edge CPU "
                 f"{run.cpu.get(f'edge{node}', 0):.1f} %, RSS {run.rss.get(f'edge{node}', 0) / 2**20:.1f} MiB"
             )
         for kind, d in run.delay.items():
-            per_edge = ", ".join(f"{n} {_f(v, '.2f')}" for n, v in d.per_edge_p50.items())
+            per_edge = ", ".join(f"{n} {fmt(v, '.2f')}" for n, v in d.per_edge_p50.items())
             print(
                 f"  added delay origin → edge, {kind}: frame complete p50 {_stat(d.complete, 'p50')} p90 "
                 f"{_stat(d.complete, 'p90')} p99 {_stat(d.complete, 'p99')} max {_stat(d.complete, 'max')} "
@@ -870,7 +765,7 @@ def print_run(run: Run, baseline: Run | None) -> None:
     if o:
         via = ", ".join(f"{k} {_stat(d.via_origin, 'p50')}" for k, d in run.delay.items())
         print(
-            f"  origin player: keyframe {_f(_ms(o['keyframe_after_join']))} ms after joining; lost "
+            f"  origin player: keyframe {fmt(_ms(o['keyframe_after_join']))} ms after joining; lost "
             f"{o['lost']} of {o['expected']}; publisher → origin player p50 ms: {via}"
         )
     if run.cpu:
@@ -888,18 +783,13 @@ def print_run(run: Run, baseline: Run | None) -> None:
             f"errors {run.udp_errors}"
         )
     if run.edges:
-        print(f"  publisher gone → no stream left on any edge: {_f(_ms(run.edges_empty_seconds))} ms")
+        print(f"  publisher gone → no stream left on any edge: {fmt(_ms(run.edges_empty_seconds))} ms")
     for name, s in run.servers.items():
-        print(f"  {name}: exit code {s['exit_code']} in {_f(s['shutdown_seconds'], '.1f')} s")
+        print(f"  {name}: exit code {s['exit_code']} in {fmt(s['shutdown_seconds'], '.1f')} s")
         for line in s["log_problems"][:5]:
             print(f"      {line}")
     for error in run.errors:
         print(f"  ! {error}")
-
-
-def _render(rows: list[list[str]]) -> str:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) for row in rows)
 
 
 def table(runs: list[Run]) -> str:
@@ -929,21 +819,21 @@ def table(runs: list[Run]) -> str:
                 str(r.repeat),
                 r.distribution,
                 str(r.edges),
-                _f(_ms(r.publishing_seconds)),
+                fmt(_ms(r.publishing_seconds)),
                 _pair(r.routes_all_from_sent, r.routes_all_from_publishing) if r.edges else "-",
                 _pair(r.keyframe_all_from_sent, r.keyframe_all_from_publishing) if r.edges else "-",
                 _stat(video.complete if video else None, "p50"),
-                _f(r.cpu.get("origin"), ".2f"),
-                _f(per_edge, "+.2f"),
-                _f(r.rss.get("origin"), ".1f", 2**-20),
-                _f((r.rss["origin"] - base.rss["origin"]) / r.edges, "+.2f", 2**-20)
+                fmt(r.cpu.get("origin"), ".2f"),
+                fmt(per_edge, "+.2f"),
+                fmt(r.rss.get("origin"), ".1f", 2**-20),
+                fmt((r.rss["origin"] - base.rss["origin"]) / r.edges, "+.2f", 2**-20)
                 if r.edges and r.rss and base is not None
                 else "-",
-                _f(_edge_cpu(r), ".2f"),
+                fmt(_edge_cpu(r), ".2f"),
                 f"{r.lost_window}/{r.expected_window}" if r.edges else "-",
             ]
         )
-    return _render(rows)
+    return render(rows)
 
 
 def _p50_max(values: list[float | None]) -> dict[str, float | None]:
@@ -1035,20 +925,20 @@ def comparison_table(rows: list[dict[str, Any]]) -> str:
                 c["distribution"],
                 str(c["edges"]),
                 f"{c['runs'] - c['failed_runs']}/{c['runs']}",
-                f"{_f(_ms(sent['p50']))} / {_f(_ms(sent['max']))}",
-                f"{_f(_ms(pub['p50']))} / {_f(_ms(pub['max']))}",
+                f"{fmt(_ms(sent['p50']))} / {fmt(_ms(sent['max']))}",
+                f"{fmt(_ms(pub['p50']))} / {fmt(_ms(pub['max']))}",
                 f"{_stat(d.get('video_added'), 'p50')} / {_stat(d.get('video_added'), 'p99')}",
                 _stat(d.get("video_added_first"), "p50"),
                 f"{_stat(d.get('audio_added'), 'p50')} / {_stat(d.get('audio_added'), 'p99')}",
                 f"{_stat(d.get('video_via_origin'), 'p50')} / {_stat(d.get('video_via_edge'), 'p50')}",
-                _f(c["origin_cpu"]["p50"], ".2f"),
-                f"{_f(per_edge['p50'], '+.2f')} [{_f(per_edge['min'], '+.2f')}..{_f(per_edge['max'], '+.2f')}]",
-                _f(c["edge_cpu"]["p50"], ".2f"),
-                _f(c["keyframe_requests_per_second"], ".2f"),
+                fmt(c["origin_cpu"]["p50"], ".2f"),
+                f"{fmt(per_edge['p50'], '+.2f')} [{fmt(per_edge['min'], '+.2f')}..{fmt(per_edge['max'], '+.2f')}]",
+                fmt(c["edge_cpu"]["p50"], ".2f"),
+                fmt(c["keyframe_requests_per_second"], ".2f"),
                 f"{c['lost_window']}/{c['expected_window']}",
             ]
         )
-    return _render(out)
+    return render(out)
 
 
 def cpu_fit(runs: list[Run]) -> dict[str, float] | None:
@@ -1079,8 +969,8 @@ PLI/s: keyframe requests the publisher got in the windows, per second."""
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    add = parser.add_argument
+    options = parser(__doc__)
+    add = options.add_argument
     add("--edges", default="1,2,4", help="comma-separated edge counts (default 1,2,4; E=0 always runs first)")
     add(
         "--distribution",
@@ -1096,33 +986,29 @@ def main(argv: list[str] | None = None) -> int:
     add("--poll", type=float, default=0.02, help="seconds between /cdn/streams polls (default 0.02)")
     add("--timeout", type=float, default=30, help="seconds for every edge to get there (default 30)")
     add("--origin-address", default="127.0.0.71", help="origin; edge i is this address + i (default .71)")
-    add("--client-address", default="127.0.0.70", help="address publisher and players gather on")
-    add("--media-ports", default="31000-31999")
-    add("--size", default="1280x720", help="video size (default 1280x720)")
-    add("--fps", type=int, default=30)
-    add("--bitrate", type=int, default=1_000_000, help="video bits/s (default 1000000)")
+    add_client_options(options, "127.0.0.70")
+    add_clip_options(options)
     add(
         "--gop",
         type=float,
         default=2,
         help="seconds between the clip's own keyframes (default 2, as the RTMP egress's requests); the clip is 10 s",
     )
-    add("--output", type=Path, default=RESULTS, help="JSON results (default bench/results/cdn.json)")
-    add("--logs", type=Path, help="keep every server log in this folder (one subfolder per run)")
-    args = parser.parse_args(argv)
+    add_output_options(options, RESULTS_FILE, "keep every server log in this folder (one subfolder per run)")
+    args = options.parse_args(argv)
     counts = [int(x) for x in args.edges.split(",") if x.strip()]
     if not counts or any(n < 1 for n in counts):
-        parser.error("--edges: counts must be >= 1 (E=0, the publisher-only baseline, always runs)")
+        options.error("--edges: counts must be >= 1 (E=0, the publisher-only baseline, always runs)")
     distributions = [x.strip().lower() for x in args.distribution.split(",") if x.strip()]
     if not distributions or any(d not in DISTRIBUTIONS for d in distributions):
-        parser.error(f"--distribution: comma-separated, of {', '.join(DISTRIBUTIONS)}")
+        options.error(f"--distribution: comma-separated, of {', '.join(DISTRIBUTIONS)}")
     if args.repeats < 1:
-        parser.error("--repeats must be >= 1")
+        options.error("--repeats must be >= 1")
     servers = [_edge_address(args, i) for i in range(max(counts) + 1)]
     if args.client_address in servers or not all(ipaddress.ip_address(a).is_loopback for a in servers):
-        parser.error("--edges: edge addresses must stay on loopback and not meet --client-address")
+        options.error("--edges: edge addresses must stay on loopback and not meet --client-address")
 
-    width, height = (int(x) for x in args.size.split("x"))
+    width, height = clip_size(args)
     started = time.monotonic()
     video = encode_video(width, height, args.fps, 10, args.bitrate, gop_seconds=args.gop)
     audio = encode_noise_audio(10)
@@ -1166,7 +1052,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "benchmark": "cdn",
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": {"cores": cores, "python": platform.python_version(), "platform": platform.platform()},
+        "machine": machine(),
         "config": {k: v for k, v in vars(args).items() if k not in ("output", "logs")},
         "clip": {
             "video_bitrate": round(video.bitrate),

@@ -6,7 +6,7 @@ upstreams an origin serves whatever the players, and what the registry work cost
 Real processes: one ``rtcdn serve`` per node on a loopback address of its own (origin 127.0.0.80, edges
 .81-.84, mid edge .85, leaves .86-.87), Debian's ``redis-server`` on 127.0.0.79 as the registry. The
 publisher (a VP8 + Opus clip replayed in real time; a keyframe request restarts it at a keyframe) and the
-lean players (bench/_wcs.py, bench/cdn.py's ``EdgePlayer``) share this process, on 127.0.0.89.
+lean players (bench/_wcs.py's ``EdgePlayer``) share this process, on 127.0.0.89.
 
 1. ``latency``, per repeat: a player on an edge without the stream (cold: it looks the name up in Redis,
    pulls it from the origin, waits for it to go live), then 1 s later, while that player holds the
@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import platform
 import shutil
 import subprocess
 import sys
@@ -49,11 +48,11 @@ import psutil  # type: ignore[import-untyped]
 import redis
 
 from _media import Clip, ClipTrack, encode_audio, encode_video
-from _server import ServerProcess, cpu_seconds, percentile, write_results
-from _wcs import Publisher, WcsError
-from cdn import EdgePlayer, _f, _render, close_all
+from _procs import ServerProcess, cpu_seconds
+from _report import RESULTS, fmt, machine, percentile, render, write_results
+from _wcs import EdgePlayer, Publisher, WcsError, close_all
 
-RESULTS = Path(__file__).resolve().parent / "results" / "cluster.json"
+RESULTS_FILE = RESULTS / "cluster.json"
 STREAM = "cluster"
 REDIS_ADDRESS = "127.0.0.79"
 CLIENT_ADDRESS = "127.0.0.89"
@@ -241,8 +240,8 @@ async def latency(http: aiohttp.ClientSession, args: argparse.Namespace, net: Ne
         finally:
             await close_all(list(players))
         closes.append(await wait_cold(http, origin, [edge]))
-        got = ", ".join(f"{k} {_f(v[-1]['keyframe'])}" for k, v in samples.items() if len(v) == repeat)
-        print(f"  repeat {repeat}: first keyframe ms: {got}; pull closed {_f(closes[-1], '.2f')} s after")
+        got = ", ".join(f"{k} {fmt(v[-1]['keyframe'])}" for k, v in samples.items() if len(v) == repeat)
+        print(f"  repeat {repeat}: first keyframe ms: {got}; pull closed {fmt(closes[-1], '.2f')} s after")
     marks = ("playing", "first_packet", "keyframe", "publisher_plis")
     figures = {kind: {m: spread([s[m] for s in rows]) for m in marks} for kind, rows in samples.items()}
     ratio: dict[str, float | None] = {}
@@ -361,7 +360,7 @@ def idle(args: argparse.Namespace, folder: Path, servers: dict[str, Any]) -> dic
 
 
 def _pq(s: dict[str, float | None], spec: str = ".0f") -> str:
-    return f"{_f(s['p50'], spec)} / {_f(s['p99'], spec)}"
+    return f"{fmt(s['p50'], spec)} / {fmt(s['p99'], spec)}"
 
 
 def print_tables(report: dict[str, Any]) -> None:
@@ -374,11 +373,11 @@ def print_tables(report: dict[str, Any]) -> None:
             rows.append(
                 [f"{kind} {'(direct)' if kind == 'origin' else 'edge'}", str(f["keyframe"]["n"]), *marks]
             )
-        print(_render(rows))
+        print(render(rows))
         r, c = lat["cold_over_warm_keyframe"], lat["pull_closed_s"]
         print(
-            f"cold / warm, first keyframe: p50 {_f(r['p50'], '.2f')}x, p99 {_f(r['p99'], '.2f')}x; last player "
-            f"left -> pull closed on the edge: p50 {_f(c['p50'], '.2f')} s, max {_f(c['max'], '.2f')} s"
+            f"cold / warm, first keyframe: p50 {fmt(r['p50'], '.2f')}x, p99 {fmt(r['p99'], '.2f')}x; last player "
+            f"left -> pull closed on the edge: p50 {fmt(c['p50'], '.2f')} s, max {fmt(c['max'], '.2f')} s"
         )
     if runs := report["upstreams"] + ([report["mid_tier"]] if report.get("mid_tier") else []):
         print("\n2. play sessions of the stream on the origin (expected: one per pulling edge), on the mid")
@@ -392,8 +391,8 @@ def print_tables(report: dict[str, Any]) -> None:
             )
             counts = [f"{run['players_ok']}/{run['players']}", f"{end['origin']} / {most['origin']}", mid]
             pulled = ",".join(str(len(v)) for v in run["pulls"].values())
-            rows.append([label, per_edge, *counts, pulled, f"{_f(k['p50'])} / {_f(k['max'])}"])
-        print(_render(rows))
+            rows.append([label, per_edge, *counts, pulled, f"{fmt(k['p50'])} / {fmt(k['max'])}"])
+        print(render(rows))
     if rest_ := report.get("idle"):
         print(
             f"\n3. at rest, no streams: CPU % of one core over {rest_['window_s']:.1f} s (the machine was "
@@ -401,9 +400,9 @@ def print_tables(report: dict[str, Any]) -> None:
         )
         rows = [["nodes", "origin", "edge", "redis-server", "redis cmds/s"]]
         for label, row in rest_["rows"].items():
-            cpu = [_f(row[k], ".2f") for k in ("origin_cpu", "edge_cpu", "redis_cpu")]
-            rows.append([label, *cpu, _f(row["redis_commands_per_s"], ".1f")])
-        print(_render(rows))
+            cpu = [fmt(row[k], ".2f") for k in ("origin_cpu", "edge_cpu", "redis_cpu")]
+            rows.append([label, *cpu, fmt(row["redis_commands_per_s"], ".1f")])
+        print(render(rows))
     for name, s in report["servers"].items():
         if s["exit_code"] != 0 or s["log_problems"]:
             print(f"  {name}: exit code {s['exit_code']}; {s['log_problems'][:2]}")
@@ -421,7 +420,7 @@ def main(argv: list[str] | None = None) -> int:
     add("--players", default="1,5,20", help="players per edge (default 1,5,20)")
     add("--mid-players", type=int, default=5, help="players per leaf edge of the mid tier (default 5)")
     add("--idle-seconds", type=float, default=20, help="CPU window at rest (default 20)")
-    add("--output", type=Path, default=RESULTS, help="JSON results (default bench/results/cluster.json)")
+    add("--output", type=Path, default=RESULTS_FILE, help="JSON results (default bench/results/cluster.json)")
     add("--logs", type=Path, help="keep every server log in this folder")
     args = parser.parse_args(argv)
     args.phases = [p.strip() for p in args.phases.split(",") if p.strip()]
@@ -444,7 +443,7 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, Any] = {
         "benchmark": "cluster",
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": {"cores": cores, "python": platform.python_version(), "platform": platform.platform()},
+        "machine": machine(),
         "config": {k: v for k, v in vars(args).items() if k not in ("output", "logs")},
         **{"upstreams": [], "servers": {}, "errors": []},
     }

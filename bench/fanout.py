@@ -17,14 +17,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import math
-import multiprocessing as mp
-import platform
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -32,30 +28,34 @@ from typing import Any
 import aiohttp
 import psutil  # type: ignore[import-untyped]
 
+from _chromium import VIEWERS
+from _linux import udp_counters, udp_errors
 from _media import Clip, ClipTrack, encode_audio, encode_video
-from _server import ServerProcess, cpu_seconds, percentile, write_results
+from _procs import ServerProcess, Worker, measure, serve_commands, split
+from _report import (
+    RESULTS,
+    Columns,
+    add_client_options,
+    add_clip_options,
+    add_output_options,
+    cell,
+    clip_size,
+    config,
+    counts,
+    machine,
+    parser,
+    player_summary,
+    write_results,
+)
+from _report import table as render_table
 from _wcs import LeanPlayer, Publisher
 
-RESULTS = Path(__file__).resolve().parent / "results" / "fanout.json"
+__all__ = ["Worker", "_summarize", "players_main", "publisher_main"]
+
 STREAM = "bench"
 
 
 # --- worker processes -------------------------------------------------------------------------
-
-
-async def _serve_commands(conn: Connection, handlers: dict[str, Callable[[], Any]]) -> None:
-    """Answer the parent's commands (``handlers[name]()`` → reply) until ``stop`` has been answered."""
-    loop = asyncio.get_running_loop()
-    commands: asyncio.Queue[str] = asyncio.Queue()
-    loop.add_reader(conn.fileno(), lambda: commands.put_nowait(conn.recv()))
-    try:
-        while True:
-            command = await commands.get()
-            conn.send(handlers[command]())
-            if command == "stop":
-                return
-    finally:
-        loop.remove_reader(conn.fileno())
 
 
 def publisher_main(conn: Connection, url: str, address: str, video: Clip, audio: Clip | None) -> None:
@@ -71,19 +71,21 @@ def publisher_main(conn: Connection, url: str, address: str, video: Clip, audio:
                 return
             conn.send({"ok": True})
 
-            def stop() -> dict[str, Any]:
+            def stop(_: Any) -> dict[str, Any]:
                 return {"keyframe_requests": tracks[0].keyframe_requests, "clip_restarts": tracks[0].restarts}
 
-            await _serve_commands(conn, {"stop": stop})
+            await serve_commands(conn, {"stop": stop})
             await publisher.close()
 
     asyncio.run(main())
 
 
-def players_main(conn: Connection, url: str, address: str, count: int, concurrency: int) -> None:
+def players_main(
+    conn: Connection, url: str, address: str, count: int, concurrency: int, viewer: str = "lean"
+) -> None:
     async def main() -> None:
         async with aiohttp.ClientSession() as http:
-            players = [LeanPlayer(http, url, address) for _ in range(count)]
+            players = [LeanPlayer(http, url, address, viewer) for _ in range(count)]
             gate = asyncio.Semaphore(concurrency)
 
             async def start(player: LeanPlayer) -> None:
@@ -101,109 +103,20 @@ def players_main(conn: Connection, url: str, address: str, count: int, concurren
                 }
             )
 
-            def stop() -> list[dict[str, Any]]:
+            def stop(_: Any) -> list[dict[str, Any]]:
                 return [asdict(p.finish()) for p in players]
 
-            await _serve_commands(conn, {"count": lambda: sum(p.packets for p in players), "stop": stop})
+            await serve_commands(conn, {"count": lambda _: sum(p.packets for p in players), "stop": stop})
             await asyncio.wait([asyncio.ensure_future(p.close()) for p in players], timeout=15)
 
     asyncio.run(main())
 
 
-class Worker:
-    """A child process running one of the ``*_main`` functions, spoken to over a pipe."""
-
-    def __init__(self, target: Callable[..., None], *args: Any) -> None:
-        ctx = mp.get_context("spawn")
-        self.conn, child = ctx.Pipe()
-        self.process = ctx.Process(target=target, args=(child, *args), daemon=True)
-        self.process.start()
-        child.close()
-        assert self.process.pid is not None
-        self.ps = psutil.Process(self.process.pid)
-
-    def receive(self, timeout: float) -> Any:
-        if not self.conn.poll(timeout):
-            raise TimeoutError(f"worker {self.process.pid}: no answer within {timeout:.0f} s")
-        return self.conn.recv()
-
-    def request(self, command: str, timeout: float = 30) -> Any:
-        self.conn.send(command)
-        return self.receive(timeout)
-
-    def join(self, timeout: float = 20) -> None:
-        self.process.join(timeout)
-        if self.process.is_alive():
-            self.process.kill()
-            self.process.join()
-
-
-# --- measuring ----------------------------------------------------------------------------------
-
-
-def _udp_counters() -> dict[str, int]:
-    """The kernel's UDP error counters (/proc/net/snmp), machine-wide."""
-    lines = [
-        line.split() for line in Path("/proc/net/snmp").read_text().splitlines() if line.startswith("Udp:")
-    ]
-    return dict(zip(lines[0][1:], map(int, lines[1][1:]), strict=True))
-
-
-@dataclass
-class Window:
-    seconds: float
-    cpu: dict[str, float]
-    "% of one core over the window, per process group."
-    box: float
-    "Whole machine busy, % of all cores."
-    others: float
-    "CPU of every other process on the machine, % of one core (other work disturbs the figures)."
-
-
-def measure(groups: dict[str, Sequence[psutil.Process]], seconds: float) -> Window:
-    def sample() -> dict[str, float]:
-        return {name: sum(cpu_seconds(p) for p in procs) for name, procs in groups.items()}
-
-    psutil.cpu_percent()
-    before, started = sample(), time.monotonic()
-    time.sleep(seconds)
-    after, elapsed = sample(), time.monotonic() - started
-    box = psutil.cpu_percent()
-    cpu = {k: 100 * (after[k] - before[k]) / elapsed for k in groups}
-    others = max(0.0, box * (psutil.cpu_count() or 1) - sum(cpu.values()))
-    return Window(elapsed, cpu, box, others)
-
-
 # --- one run ------------------------------------------------------------------------------------
 
 
-def _split(n: int, per_worker: int) -> list[int]:
-    """``n`` players over as few workers as ``per_worker`` allows, evenly."""
-    workers = math.ceil(n / per_worker)
-    return [n // workers + (i < n % workers) for i in range(workers)]
-
-
-def _summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
-    """What the players saw, over the whole time they played."""
-    ok = [r for r in results if r["ok"]]
-    keyframes = [r["t_keyframe"] for r in ok if r["t_keyframe"] is not None]
-    expected = sum(r["expected"] for r in ok)
-    lost = sum(r["lost"] for r in ok)
-    return {
-        "packets_expected": expected,
-        "packets_lost": lost,
-        "loss_percent": 100 * lost / expected if expected else None,
-        "worst_player_loss_percent": max(
-            (100 * r["lost"] / r["expected"] for r in ok if r["expected"]), default=None
-        ),
-        "srtp_errors": sum(r["srtp_errors"] for r in ok),
-        "players_without_keyframe": len(ok) - len(keyframes),
-        "keyframe_p50": percentile(keyframes, 50),
-        "keyframe_p95": percentile(keyframes, 95),
-        "keyframe_ms": sorted(round(t * 1000) for t in keyframes),
-        "playing_p50": percentile([r["t_playing"] for r in ok], 50),
-        "playing_p95": percentile([r["t_playing"] for r in ok], 95),
-    }
+_summarize = player_summary
+"The players' figures (``_report.player_summary``; the old name, which bench/viewer_memory.py imports)."
 
 
 def _drive(
@@ -228,11 +141,12 @@ def _drive(
             "box_cpu": base.box,
         }
 
-        udp_before = _udp_counters()
+        udp_before = udp_counters()
         started = time.monotonic()
-        sizes = _split(n, args.per_worker)
+        sizes = split(n, args.per_worker)
         workers = [
-            Worker(players_main, server.ws_url, args.client_address, k, args.join_concurrency) for k in sizes
+            Worker(players_main, server.ws_url, args.client_address, k, args.join_concurrency, args.viewer)
+            for k in sizes
         ]
         joins = [w.receive(120 + 2 * k) for w, k in zip(workers, sizes, strict=True)]
         out["join_seconds"] = time.monotonic() - started
@@ -266,11 +180,8 @@ def _drive(
         results = [r for w in workers for r in w.request("stop", timeout=60)]
         for w in workers:
             w.join()
-        udp_after = _udp_counters()
-        out["udp_errors"] = {
-            k: udp_after[k] - udp_before[k] for k in ("InErrors", "RcvbufErrors", "SndbufErrors")
-        }
-        out.update(_summarize(results))
+        out["udp_errors"] = udp_errors(udp_before, udp_counters())
+        out.update(player_summary(results))
 
         time.sleep(1)
         after = measure({"server": [server.ps]}, args.after_seconds)
@@ -316,52 +227,42 @@ def run(n: int, args: argparse.Namespace, video: Clip, audio: Clip | None) -> di
 # --- report ---------------------------------------------------------------------------------------
 
 
-def _num(key: str, spec: str, scale: float = 1) -> Callable[[dict[str, Any]], str]:
-    def cell(row: dict[str, Any]) -> str:
-        value = row.get(key)
-        return "-" if value is None else format(value * scale, spec)
-
-    return cell
-
-
-COLUMNS: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
+COLUMNS: Columns = [
     ("N", lambda r: str(r["players"])),
     ("playing", lambda r: f"{r['playing']}/{r['players']}" if r["players"] else "-"),
-    ("srv CPU%", _num("server_cpu", ".1f")),
-    ("/player", _num("server_cpu_per_player", ".2f")),
-    ("Δ/player", _num("server_cpu_per_player_over_baseline", ".2f")),
-    ("RSS MiB", _num("server_rss", ".1f", 2**-20)),
-    ("ΔRSS/pl KiB", _num("server_rss_per_player", ".0f", 2**-10)),
-    ("pkt/s/pl", _num("packets_per_player_per_second", ".0f")),
-    ("loss %", _num("loss_percent", ".3f")),
-    ("1st KF p50 ms", _num("keyframe_p50", ".0f", 1000)),
-    ("p95 ms", _num("keyframe_p95", ".0f", 1000)),
-    ("pub CPU%", _num("publisher_cpu", ".1f")),
-    ("players CPU%", _num("players_cpu", ".1f")),
-    ("others CPU%", _num("others_cpu", ".0f")),
-    ("box %", _num("box_cpu", ".0f")),
+    ("srv CPU%", cell("server_cpu", ".1f")),
+    ("/player", cell("server_cpu_per_player", ".2f")),
+    ("Δ/player", cell("server_cpu_per_player_over_baseline", ".2f")),
+    ("RSS MiB", cell("server_rss", ".1f", 2**-20)),
+    ("ΔRSS/pl KiB", cell("server_rss_per_player", ".0f", 2**-10)),
+    ("pkt/s/pl", cell("packets_per_player_per_second", ".0f")),
+    ("loss %", cell("loss_percent", ".3f")),
+    ("1st KF p50 ms", cell("keyframe_p50", ".0f", 1000)),
+    ("p95 ms", cell("keyframe_p95", ".0f", 1000)),
+    ("pub CPU%", cell("publisher_cpu", ".1f")),
+    ("players CPU%", cell("players_cpu", ".1f")),
+    ("others CPU%", cell("others_cpu", ".0f")),
+    ("box %", cell("box_cpu", ".0f")),
 ]
 
 
 def table(runs: list[dict[str, Any]]) -> str:
     """One row per N, after a row for N=0: the publisher-only baselines, averaged over the runs."""
     baseline = {key: sum(r["baseline"][key] for r in runs) / len(runs) for key in runs[0]["baseline"]}
-    rows = [[head for head, _ in COLUMNS]]
-    rows += [[cell(r) for _, cell in COLUMNS] for r in [{"players": 0, **baseline}, *runs]]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
-    return "\n".join("  ".join(cell.rjust(w) for cell, w in zip(row, widths, strict=True)) for row in rows)
+    return render_table([{"players": 0, **baseline}, *runs], COLUMNS)
 
 
 LEGEND = """\
 CPU in % of one core over the window (N=0: the publisher-only window before players join); /player = server
-CPU / N; Δ/player = (server CPU - that run's N=0 baseline) / N; loss from sequence gaps per SSRC (players send
-no NACK); 1st KF = playStream sent -> first complete VP8 keyframe; pub + players = the load generator;
-others = every other process on the machine; box = the whole machine, % of all {cores} cores."""
+CPU / N; Δ/player = (server CPU - that run's N=0 baseline) / N; loss from sequence gaps per SSRC (lean players
+send no NACK; a chromium viewer's packet that came back after a NACK still counts as lost); 1st KF = playStream
+sent -> first complete VP8 keyframe; pub + players = the load generator; others = every other process on the
+machine; box = the whole machine, % of all {cores} cores."""
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    add = parser.add_argument
+    options = parser(__doc__)
+    add = options.add_argument
     add("--players", default="1,10,50", help="comma-separated player counts (default 1,10,50)")
     add("--seconds", type=float, default=15, help="measurement window per N (default 15)")
     add("--baseline-seconds", type=float, default=5, help="publisher-only window (default 5)")
@@ -369,23 +270,24 @@ def main(argv: list[str] | None = None) -> int:
     add("--warmup", type=float, default=2, help="seconds after PUBLISHING before the baseline (default 2)")
     add("--settle", type=float, default=2, help="seconds after all players are PLAYING (default 2)")
     add("--address", default="127.0.0.31", help="the server's bind address (default 127.0.0.31)")
-    add("--client-address", default="127.0.0.32", help="address publisher and players gather on")
+    add_client_options(options, "127.0.0.32")
     add("--ws-port", type=int, default=8080)
-    add("--media-ports", default="31000-31999")
     add("--per-worker", type=int, default=25, help="players per worker process (default 25)")
     add("--join-concurrency", type=int, default=10, help="concurrent joins per worker (default 10)")
-    add("--size", default="1280x720", help="video size (default 1280x720)")
-    add("--fps", type=int, default=30)
-    add("--bitrate", type=int, default=1_000_000, help="video bits/s (default 1000000)")
+    add(
+        "--viewer",
+        choices=VIEWERS,
+        default="lean",
+        help="players as lean aiortc peers (default) or as Chromium",
+    )
+    add_clip_options(options)
     add("--no-audio", action="store_true", help="publish video only")
-    add("--output", type=Path, default=RESULTS, help="JSON results (default bench/results/fanout.json)")
-    add("--logs", type=Path, help="keep each run's server log in this folder")
-    args = parser.parse_args(argv)
-    counts = [int(x) for x in args.players.split(",") if x.strip()]
-    if not counts or any(n < 1 for n in counts):
-        parser.error("--players: counts must be >= 1 (the publisher-only baseline is always measured)")
+    add_output_options(options, RESULTS / "fanout.json", "keep each run's server log in this folder")
+    args = options.parse_args(argv)
+    why = " (the publisher-only baseline is always measured)"
+    players = counts(options, "--players", args.players, why, ordered=False)
 
-    width, height = (int(x) for x in args.size.split("x"))
+    width, height = clip_size(args)
     started = time.monotonic()
     video = encode_video(width, height, args.fps, 10, args.bitrate, gop_seconds=2)
     audio = None if args.no_audio else encode_audio(10)
@@ -398,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     runs = []
-    for n in counts:
+    for n in players:
         print(f"N={n}: running ...", flush=True)
         r = run(n, args, video, audio)
         left = r["after_players_left"]
@@ -406,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
             f"N={n}: {r['playing']}/{n} playing, joined in {r['join_seconds']:.1f} s, PLAYING p50/p95 "
             f"{r['playing_p50'] * 1000:.0f}/{r['playing_p95'] * 1000:.0f} ms, "
             f"PLIs at the publisher {r['publisher']['keyframe_requests']}, "
-            f"kernel UDP receive-buffer drops {r['udp_errors']['RcvbufErrors']}; after the players left: "
+            f"kernel UDP receive-buffer drops {r['udp_errors'].get('RcvbufErrors')}; after the players left: "
             f"server {left['server_cpu']:.1f} % CPU, {left['server_rss'] / 2**20:.1f} MiB; "
             f"server exit code {r['server']['exit_code']} in {r['server']['shutdown_seconds']:.1f} s",
             flush=True,
@@ -423,8 +325,8 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "benchmark": "fanout",
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": {"cores": cores, "python": platform.python_version(), "platform": platform.platform()},
-        "config": {k: v for k, v in vars(args).items() if k not in ("output", "logs")},
+        "machine": machine(),
+        "config": config(args, leave_out=("output", "logs")),
         "clip": {
             "video_bitrate": round(video.bitrate),
             "video_frames": len(video.frames),

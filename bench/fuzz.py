@@ -105,7 +105,7 @@ async def live_phase(names: list[str], share: float, examples: int | None) -> li
                 classes = {"wcs": WcsTarget, "rest": RestTarget, "rtmp": RtmpTarget}
                 for name in names:
                     tally = Tally(name)
-                    target = classes[name](server, steady)  # type: ignore[abstract]
+                    target = classes[name](server, steady)
                     await target.setup()
                     seen = len(watch.bad)
                     try:

@@ -35,10 +35,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import fcntl
 import json
-import platform
-import struct
 import sys
 import tempfile
 import time
@@ -51,37 +48,32 @@ import aiohttp
 import psutil  # type: ignore[import-untyped]
 from aiortc import RTCPeerConnection
 
+from _linux import kernel_stamp
 from _media import Clip, ClipTrack, encode_audio, encode_video
-from _server import ServerProcess, cpu_seconds, percentile_sorted, write_results
-from _wcs import LeanPlayer, Publisher, WcsError, _rtp_header_length
+from _procs import ServerProcess, cpu_seconds
+from _report import (
+    RESULTS,
+    add_client_options,
+    add_clip_options,
+    add_output_options,
+    clip_size,
+    machine,
+    parser,
+    spread,
+    write_results,
+)
+from _rtp import payload_kinds, rtp_header_length
+from _wcs import LeanPlayer, Publisher, Receive, WcsError
 
-RESULTS = Path(__file__).resolve().parent / "results" / "relay_hop.json"
 STREAM = "s"
 KINDS = ("video", "audio")
-SIOCGSTAMPNS = 0x8907
-"Linux ioctl: the receive timestamp (struct timespec) of the last datagram read from a socket."
 
 Key = tuple[int, int]
 "(RTP timestamp, hash of the RTP payload): what identifies a packet on every hop."
 
 
 def packet_key(rtp: bytes) -> Key:
-    return int.from_bytes(rtp[4:8], "big"), hash(rtp[_rtp_header_length(rtp) :])
-
-
-def payload_kinds(sdp: str) -> dict[int, str]:
-    """Media payload types of an SDP → ``audio``/``video`` (retransmission formats left out)."""
-    kinds: dict[int, str] = {}
-    rtx: set[int] = set()
-    kind = ""
-    for line in sdp.splitlines():
-        if line.startswith("m="):
-            fields = line[2:].split()
-            kind = fields[0]
-            kinds.update((int(pt), kind) for pt in fields[3:] if pt.isdigit())
-        elif line.startswith("a=rtpmap:") and " rtx/" in line.lower():
-            rtx.add(int(line[9:].split()[0]))
-    return {pt: k for pt, k in kinds.items() if pt not in rtx}
+    return int.from_bytes(rtp[4:8], "big"), hash(rtp[rtp_header_length(rtp) :])
 
 
 # --- the servers ---------------------------------------------------------------------------------
@@ -148,18 +140,6 @@ class SendClock:
         return send_rtp
 
 
-def _kernel_stamp(fd: int) -> int:
-    """The kernel's receive time (CLOCK_REALTIME, ns) of the datagram last read from ``fd``; 0 if none.
-
-    The first call also turns time-stamping on for the socket.
-    """
-    try:
-        seconds, nanoseconds = struct.unpack("qq", fcntl.ioctl(fd, SIOCGSTAMPNS, bytes(16)))
-    except OSError:
-        return 0
-    return int(seconds * 1_000_000_000 + nanoseconds)
-
-
 class TimedPlayer(LeanPlayer):
     """A :class:`~_wcs.LeanPlayer` that keeps each packet's arrival times, by :func:`packet_key`.
 
@@ -177,15 +157,13 @@ class TimedPlayer(LeanPlayer):
         self._fd = -1
         self._arrival_ns = 0
 
-    def _make_receiver(
-        self, dtls: Any, original: Callable[[bytes, Any], None]
-    ) -> Callable[[bytes, Any], None]:
+    def _make_receiver(self, dtls: Any, original: Receive) -> Receive:
         inner = super()._make_receiver(dtls, original)
         protocol = getattr(original, "__self__", None)  # the aioice StunProtocol of the candidate
         sock = protocol.transport.get_extra_info("socket") if protocol is not None else None
         if sock is not None:
             self._fd = sock.fileno()
-            _kernel_stamp(self._fd)  # nothing received yet: this only turns time-stamping on
+            kernel_stamp(self._fd)  # nothing received yet: this only turns time-stamping on
 
         def datagram_received(data: bytes, addr: Any) -> None:
             self._arrival_ns = time.perf_counter_ns()
@@ -201,28 +179,12 @@ class TimedPlayer(LeanPlayer):
         if key in self.arrivals:
             self.duplicates += 1
             return
-        kernel = _kernel_stamp(self._fd) if self._fd >= 0 else 0  # still the datagram being handled
+        kernel = kernel_stamp(self._fd) if self._fd >= 0 else 0  # still the datagram being handled
         self.unstamped += not kernel
         self.arrivals[key] = (kernel, self._arrival_ns)
 
 
 # --- figures ---------------------------------------------------------------------------------------
-
-
-def spread(values_ns: list[int]) -> dict[str, float] | None:
-    """count, then min/p50/p90/p99/max/mean in ms."""
-    if not values_ns:
-        return None
-    ordered = sorted(v / 1e6 for v in values_ns)
-    return {
-        "count": len(ordered),
-        "min": ordered[0],
-        "p50": percentile_sorted(ordered, 50),
-        "p90": percentile_sorted(ordered, 90),
-        "p99": percentile_sorted(ordered, 99),
-        "max": ordered[-1],
-        "mean": sum(ordered) / len(ordered),
-    }
 
 
 DELAYS = {
@@ -443,8 +405,8 @@ had the packet before player 1 (A was descheduled between its sends to B and to 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    add = parser.add_argument
+    options = parser(__doc__)
+    add = options.add_argument
     add("--seconds", type=float, default=20, help="measurement window (default 20)")
     add(
         "--warmup", type=float, default=1, help="seconds after PUBLISHING before the relay starts (default 1)"
@@ -453,11 +415,8 @@ def main(argv: list[str] | None = None) -> int:
     add("--grace", type=float, default=1, help="seconds players keep recording after the window (default 1)")
     add("--address-a", default="127.0.0.51", help="server A (publisher, player 1); default 127.0.0.51")
     add("--address-b", default="127.0.0.52", help="server B (relay from A, player 2); default 127.0.0.52")
-    add("--client-address", default="127.0.0.53", help="address publisher and players gather on")
-    add("--media-ports", default="31000-31999")
-    add("--size", default="1280x720", help="video size (default 1280x720)")
-    add("--fps", type=int, default=30)
-    add("--bitrate", type=int, default=1_000_000, help="video bits/s (default 1000000)")
+    add_client_options(options, "127.0.0.53")
+    add_clip_options(options)
     add(
         "--pin",
         action=argparse.BooleanOptionalAction,
@@ -469,11 +428,10 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="publish video before audio, as fanout.py does (the players offer audio first)",
     )
-    add("--output", type=Path, default=RESULTS, help="JSON results (default bench/results/relay_hop.json)")
-    add("--logs", type=Path, help="keep both server logs in this folder")
-    args = parser.parse_args(argv)
+    add_output_options(options, RESULTS / "relay_hop.json", "keep both server logs in this folder")
+    args = options.parse_args(argv)
 
-    width, height = (int(x) for x in args.size.split("x"))
+    width, height = clip_size(args)
     started = time.monotonic()
     video = encode_video(width, height, args.fps, 10, args.bitrate, gop_seconds=2)
     audio = encode_audio(10)
@@ -559,7 +517,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "benchmark": "relay_hop",
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": {"cores": cores, "python": platform.python_version(), "platform": platform.platform()},
+        "machine": machine(),
         "config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "clip": {
             "video_bitrate": round(video.bitrate),

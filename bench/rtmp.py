@@ -41,7 +41,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import platform
 import random
 import re
 import subprocess
@@ -50,8 +49,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from datetime import datetime
 from multiprocessing.connection import Connection
@@ -61,16 +59,15 @@ from typing import Any
 import aiohttp
 import av
 import psutil  # type: ignore[import-untyped]
-from aiortc import RTCRtpSender
 
 from _media import VIDEO_CLOCK, Clip, ClipTrack, encode_audio
-from _server import ServerProcess, percentile, write_results
-from _wcs import LeanPlayer, Publisher, WcsError, _local_offer
-from fanout import Worker, measure
-from rtcdn.wcs.messages import stream_payload
+from _procs import ServerProcess, Worker, measure, serve_commands, split
+from _report import RESULTS, machine, player_summary, write_results
+from _rtp import rtp_header_length
+from _wcs import LeanPlayer, Publisher, WcsError
 
-RESULTS = Path(__file__).resolve().parent / "results" / "rtmp.json"
-TRANSCODE_RESULTS = RESULTS.parent / "transcode.json"
+RESULTS_FILE = RESULTS / "rtmp.json"
+TRANSCODE_RESULTS = RESULTS / "transcode.json"
 STREAM = "bench"
 FFMPEG = "/usr/bin/ffmpeg"
 FPS = 30
@@ -141,13 +138,6 @@ def h264_keyframe_start(payload: bytes) -> bool:
     return kind == 28 and len(payload) > 1 and bool(payload[1] & 0x80) and payload[1] & 0x1F == 5
 
 
-def _rtp_payload(rtp: bytes) -> bytes:
-    off = 12 + 4 * (rtp[0] & 0x0F)
-    if rtp[0] & 0x10:
-        off += 4 + 4 * ((rtp[off + 2] << 8) | rtp[off + 3])
-    return rtp[off:]
-
-
 class H264Player(LeanPlayer):
     """A :class:`~_wcs.LeanPlayer` that also times the first H.264 keyframe: its first packet and its
     last (marker bit), in seconds from ``playStream``, in ``result.t_keyframe`` (complete) and
@@ -160,8 +150,8 @@ class H264Player(LeanPlayer):
         self.t_keyframe_packet: float | None = None
         self.keyframe_seen = asyncio.Event()
 
-    def _on_answer(self, sdp: str) -> None:
-        super()._on_answer(sdp)
+    def _on_answer(self, sdp: str, negotiated: str | None = None) -> None:
+        super()._on_answer(sdp, negotiated)
         for line in sdp.splitlines():
             if line.startswith("a=rtpmap:") and " H264/" in line:
                 self._h264_pts.add(int(line[9:].split()[0]))
@@ -171,7 +161,7 @@ class H264Player(LeanPlayer):
         if self.result.t_keyframe is not None or (rtp[1] & 0x7F) not in self._h264_pts:
             return
         if self._h264_ts is None:
-            if not h264_keyframe_start(_rtp_payload(rtp)):
+            if not h264_keyframe_start(rtp[rtp_header_length(rtp) :]):
                 return
             self._h264_ts = rtp[4:8]
             self.t_keyframe_packet = time.monotonic() - self._t0
@@ -186,39 +176,13 @@ class H264Player(LeanPlayer):
 class H264Publisher(Publisher):
     """bench/_wcs.py's publisher, offering H.264 (and Opus) instead of VP8."""
 
-    async def publish(self, name: str, tracks: list[ClipTrack]) -> None:
-        await self.signaling.connect()
-        self.tracks = tracks
-        for track in tracks:
-            transceiver = self.pc.addTransceiver(track, direction="sendonly")
-            codecs = [
-                c
-                for c in RTCRtpSender.getCapabilities(track.kind).codecs
-                if c.mimeType in ("video/H264", "audio/opus")
-            ]
-            transceiver.setCodecPreferences(codecs)
-            transceiver.sender._send_keyframe = track.request_keyframe  # type: ignore[method-assign]
-        sdp = await _local_offer(self.pc, self.address)
-        payload = stream_payload(str(uuid.uuid1()), name, True, sdp, True, True)
-        await self.signaling.negotiate("publishStream", payload, self.pc, "PUBLISHING")
+    async def publish(
+        self, name: str, tracks: list[ClipTrack], mimes: Sequence[str] = ("video/H264",)
+    ) -> None:
+        await super().publish(name, tracks, mimes)
 
 
 # --- worker processes -------------------------------------------------------------------------
-
-
-async def _serve(conn: Connection, handlers: dict[str, Callable[[], Any]]) -> None:
-    """Answer the parent's commands (``handlers[name]()`` → reply) until ``stop`` has been answered."""
-    loop = asyncio.get_running_loop()
-    commands: asyncio.Queue[str] = asyncio.Queue()
-    loop.add_reader(conn.fileno(), lambda: commands.put_nowait(conn.recv()))
-    try:
-        while True:
-            command = await commands.get()
-            conn.send(handlers[command]())
-            if command == "stop":
-                return
-    finally:
-        loop.remove_reader(conn.fileno())
 
 
 def publisher_main(conn: Connection, url: str, address: str, video: Clip, audio: Clip) -> None:
@@ -234,10 +198,10 @@ def publisher_main(conn: Connection, url: str, address: str, video: Clip, audio:
                 return
             conn.send({"ok": True, "publishing": time.time()})
 
-            def stop() -> dict[str, Any]:
+            def stop(_: Any) -> dict[str, Any]:
                 return {"keyframe_requests": tracks[0].keyframe_requests, "clip_restarts": tracks[0].restarts}
 
-            await _serve(conn, {"stop": stop})
+            await serve_commands(conn, {"stop": stop})
             await publisher.close()
 
     conn.send("ready")  # the imports are done
@@ -317,11 +281,11 @@ def players_main(
                     "errors": [p.result.error for p in players if not p.result.ok],
                 }
             )
-            await _serve(
+            await serve_commands(
                 conn,
                 {
-                    "count": lambda: sum(p.packets for p in players),
-                    "stop": lambda: [p.report() for p in players],
+                    "count": lambda _: sum(p.packets for p in players),
+                    "stop": lambda _: [p.report() for p in players],
                 },
             )
             await asyncio.wait([asyncio.ensure_future(p.close()) for p in players], timeout=15)
@@ -442,35 +406,9 @@ class WebRtcSource:
         return out
 
 
-def _split(n: int, per_worker: int) -> list[int]:
-    workers = -(-n // per_worker)
-    return [n // workers + (i < n % workers) for i in range(workers)]
-
-
 def _ms(a: float | None, b: float | None) -> float | None:
     """``b - a`` in milliseconds (None if either is unknown)."""
     return None if a is None or b is None else 1000 * (b - a)
-
-
-def _summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
-    ok = [r for r in results if r["ok"]]
-    expected = sum(r["expected"] for r in ok)
-    lost = sum(r["lost"] for r in ok)
-    first = [r["t_keyframe_packet"] for r in ok if r["t_keyframe_packet"] is not None]
-    complete = [r["t_keyframe"] for r in ok if r["t_keyframe"] is not None]
-    return {
-        "packets_expected": expected,
-        "packets_lost": lost,
-        "loss_percent": 100 * lost / expected if expected else None,
-        "srtp_errors": sum(r["srtp_errors"] for r in ok),
-        "players_without_keyframe": len(ok) - len(complete),
-        "playing_p50": percentile([r["t_playing"] for r in ok], 50),
-        "keyframe_packet_p50": percentile(first, 50),
-        "keyframe_packet_p95": percentile(first, 95),
-        "keyframe_p50": percentile(complete, 50),
-        "keyframe_p95": percentile(complete, 95),
-        "keyframe_max": max(complete, default=None),
-    }
 
 
 def _drive(
@@ -542,7 +480,7 @@ def _drive(
             return out
 
         started = time.monotonic()
-        sizes = _split(n, args.per_worker)
+        sizes = split(n, args.per_worker)
         workers = [
             Worker(
                 players_main, server.ws_url, args.client_address, k, args.join_concurrency, args.stagger, i
@@ -579,7 +517,7 @@ def _drive(
         results = [r for w in workers for r in w.request("stop", timeout=60)]
         for w in workers:
             w.join()
-        out.update(_summarize(results))
+        out.update(player_summary(results))
         return out
     finally:
         out["publisher"] = source.stop()
@@ -751,7 +689,7 @@ def main(argv: list[str] | None = None) -> int:
     add("--join-concurrency", type=int, default=10, help="concurrent joins per worker (default 10)")
     add("--size", default="1280x720", help="video size (default 1280x720)")
     add("--bitrate", type=int, default=1_500_000, help="video bits/s (default 1500000)")
-    add("--output", type=Path, default=RESULTS, help="JSON results (default bench/results/rtmp.json)")
+    add("--output", type=Path, default=RESULTS_FILE, help="JSON results (default bench/results/rtmp.json)")
     add("--logs", type=Path, help="keep each run's server log in this folder")
     args = parser.parse_args(argv)
     counts = [int(x) for x in args.players.split(",") if x.strip()]
@@ -815,7 +753,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "benchmark": "rtmp",
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": {"cores": cores, "python": platform.python_version(), "platform": platform.platform()},
+        "machine": machine(),
         "ffmpeg": ffmpeg_version,
         "config": {k: v for k, v in vars(args).items() if k not in ("output", "logs")},
         "clip": {

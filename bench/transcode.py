@@ -43,7 +43,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import sys
 import time
 from fractions import Fraction
@@ -57,7 +56,7 @@ from av.filter import Graph
 from av.video.codeccontext import VideoCodecContext
 from av.video.frame import PictureType, VideoFrame
 
-from _server import percentile_sorted, write_results
+from _report import machine, percentile_sorted, write_results
 from rtcdn.rtp.frame import Frame
 from rtcdn.transcode import AudioTranscoder
 from rtcdn.transcode.video import VideoTranscoder, default_bit_rate
@@ -493,7 +492,7 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, Any] = {
         "benchmark": "transcode",
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": {"cores": cores, "python": platform.python_version(), "platform": platform.platform()},
+        "machine": {**machine(), "cores": cores},
         "pyav": {"version": av.__version__, "ffmpeg": av.ffmpeg_version_info},
     }
     try:  # a part not run keeps its figures from the last run

@@ -1,21 +1,72 @@
-"""CPU caps per process with Linux cgroups, so a 2-core machine can show how capacity grows with workers.
+"""Linux specifics of the benchmarks: UDP counters, kernel receive timestamps, CPU pinning and CPU caps.
+
+* :func:`udp_counters` reads the kernel's machine-wide UDP counters (``/proc/net/snmp``);
+* :func:`kernel_stamp` is the receive time of the last datagram read from a socket (``SIOCGSTAMPNS``);
+* :func:`pin` confines this process (and what it starts afterwards) to some CPUs;
+* :class:`CpuCaps` caps processes at a fraction of a core with cgroups, so a 2-core machine can show
+  how capacity grows with workers.
 
 On this machine the load generator needs about as much CPU as the server it drives, so two rtcdn
 workers cannot be given a core each *and* be driven to their limit. Capping every server process at
 the same fraction of a core (each in a cgroup of its own) makes "one worker = one small core": the
-players held by 1, 2, ... workers can then be compared with CPU to spare for the generator.
-
-Both hierarchies are handled: cgroup v1 (``/sys/fs/cgroup/cpu/<group>/cpu.cfs_quota_us``) and v2
+players held by 1, 2, ... workers can then be compared with CPU to spare for the generator. Both
+hierarchies are handled: cgroup v1 (``/sys/fs/cgroup/cpu/<group>/cpu.cfs_quota_us``) and v2
 (``/sys/fs/cgroup/<group>/cpu.max``). Needs write access to the cgroup tree (root); without it
-:func:`unavailable` says why and the benchmark skips the capped runs.
+:func:`caps_unavailable` says why and the benchmark skips the capped runs.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
+import struct
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+
+SIOCGSTAMPNS = 0x8907
+"Linux ioctl: the receive timestamp (struct timespec) of the last datagram read from a socket."
+UDP_ERRORS = ("InErrors", "RcvbufErrors", "SndbufErrors")
+
+
+def udp_counters() -> dict[str, int]:
+    """The kernel's UDP counters (/proc/net/snmp), machine-wide; {} where there is no /proc."""
+    try:
+        text = Path("/proc/net/snmp").read_text()
+    except OSError:
+        return {}
+    lines = [line.split() for line in text.splitlines() if line.startswith("Udp:")]
+    return dict(zip(lines[0][1:], map(int, lines[1][1:]), strict=True))
+
+
+def udp_errors(
+    before: Mapping[str, int], after: Mapping[str, int], keys: Sequence[str] = UDP_ERRORS
+) -> dict[str, int]:
+    """How much each of the UDP error counters ``keys`` grew (0 where unknown)."""
+    return {k: after.get(k, 0) - before.get(k, 0) for k in keys}
+
+
+def kernel_stamp(fd: int) -> int:
+    """The kernel's receive time (CLOCK_REALTIME, ns) of the datagram last read from ``fd``; 0 if none.
+
+    The first call also turns time-stamping on for the socket.
+    """
+    try:
+        seconds, nanoseconds = struct.unpack("qq", fcntl.ioctl(fd, SIOCGSTAMPNS, bytes(16)))
+    except OSError:
+        return 0
+    return int(seconds * 1_000_000_000 + nanoseconds)
+
+
+def pin(cpus: Sequence[int] | None) -> None:
+    """Confine this process to ``cpus`` (nothing if None or empty); children inherit it."""
+    if cpus:
+        os.sched_setaffinity(0, cpus)
+
+
+# --- CPU caps (cgroups) --------------------------------------------------------------------------
+
 
 CGROUP = Path("/sys/fs/cgroup")
 PERIOD_US = 10_000
@@ -37,7 +88,7 @@ def _v2_root() -> Path | None:
     return None
 
 
-def unavailable() -> str:
+def caps_unavailable() -> str:
     """Why CPU caps cannot be set here ('' when they can)."""
     root = _v1_root() or _v2_root()
     if root is None:
@@ -57,7 +108,7 @@ class CpuCaps:
         self.v1 = _v1_root()
         self.root = self.v1 or _v2_root()
         if self.root is None:
-            raise RuntimeError(unavailable())
+            raise RuntimeError(caps_unavailable())
         self.groups: list[Path] = []
 
     def confine(self, pid: int) -> None:
