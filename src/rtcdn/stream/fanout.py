@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -51,18 +50,20 @@ def in_order(gop: list[tuple[int, bytes]]) -> list[tuple[int, bytes]]:
     order put a late (reordered, or resent after a NACK) packet after the ones it precedes, and a
     receiver replaying that fast would give up on the gap before the packet came."""
     first = gop[0][0]
-    unique = {seq: data for seq, data in gop if (seq - first) & 0xFFFF < 0x8000}
-    return sorted(unique.items(), key=lambda item: (item[0] - first) & 0xFFFF)
+    unique = {item[0]: item for item in gop if (item[0] - first) & 0xFFFF < 0x8000}  # the same tuples
+    return sorted(unique.values(), key=lambda item: (item[0] - first) & 0xFFFF)
 
 
 class CatchUp:
     """A joining RTP sink being sent the cached GOP; live packets queue behind it."""
 
-    __slots__ = ("pending", "since", "sink")
+    __slots__ = ("next", "pending", "since", "sink")
 
     def __init__(self, sink: RtpSink, gop: list[tuple[int, bytes]], since: float) -> None:
         self.sink = sink
-        self.pending: deque[tuple[int, bytes]] = deque(in_order(gop))
+        self.pending = in_order(gop)
+        "References to the GOP's own (seq, packet) tuples, then the live ones: ~8 bytes a packet."
+        self.next = 0
         self.since: float | None = since
         "When it attached; None once its first (keyframe) packets went out."
 
@@ -150,14 +151,15 @@ class TrackFanout:
         self._timer = None
         for catch in list(self.catching):
             sink, pending = catch.sink, catch.pending
-            for _ in range(min(CATCH_UP_PACKETS, len(pending))):
-                seq, data = pending.popleft()
+            end = min(catch.next + CATCH_UP_PACKETS, len(pending))
+            for seq, data in pending[catch.next : end]:
                 sink.send(sink.rewriter.rewrite(data), seq)
+            catch.next = end
             if catch.since is not None:
                 if self.on_first_keyframe is not None:
                     self.on_first_keyframe(time.monotonic() - catch.since)
                 catch.since = None
-            if not pending:
+            if end == len(pending):
                 self.catching.remove(catch)
                 self._add(sink)
         if self.catching:

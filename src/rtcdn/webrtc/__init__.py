@@ -1,7 +1,8 @@
 """The WebRTC layer: the only package that imports aiortc.
 
 :mod:`.ingest` and :mod:`.egress` are the two adapters between a WebRTC peer and a stream;
-:mod:`.peer` wraps aiortc's peer connection; :mod:`._aiortc` holds every private hook.
+:mod:`.peer` wraps aiortc's peer connection; :mod:`._aiortc` holds every private hook, and
+:mod:`._aiortc_lean` those that cut aiortc's peer objects down to what a passthrough peer uses.
 """
 
 from ._aiortc import PortRange, host_addresses

@@ -12,7 +12,8 @@ below that. The hooks here:
   when one is set (``RTCDN_FAULTS``);
 * :func:`install_ingest` takes a publisher connection's decrypted RTP at
   ``RTCDtlsTransport._handle_rtp_data`` and keeps aiortc's RTCP receiver reports, REMB and NACK;
-* :func:`install_egress` turns an ``RTCRtpSender`` into a passthrough sender: no encoder, our
+* :mod:`._aiortc_lean` (the rest of the adapter) cuts aiortc's peer objects down to what a
+  passthrough peer uses, and turns an ``RTCRtpSender`` into a passthrough sender: no encoder, our
   sender reports, NACK and PLI handed to callbacks;
 * :func:`fast_rtcp_transmit` sends SRTCP synchronously on the nominated ICE pair;
   :func:`fast_rtp_transmit` is the per-player hot path: template, sequence number and SSRC written
@@ -26,10 +27,8 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
-import random
 import socket
 import struct
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -37,7 +36,6 @@ from typing import Any
 from aioice import ice as aioice_ice
 from aioice.candidate import Candidate, candidate_foundation, candidate_priority
 from aiortc import RTCRtpCodecParameters, RTCRtpReceiver, RTCRtpSender
-from aiortc import clock as aiortc_clock
 from aiortc import codecs as aiortc_codecs
 from aiortc.rate import RemoteBitrateEstimator
 from aiortc.rtcdtlstransport import RTCDtlsTransport
@@ -49,9 +47,6 @@ from aiortc.rtp import (
     RTCP_PSFB_PLI,
     RtcpPsfbPacket,
     RtcpRtpfbPacket,
-    RtcpSdesPacket,
-    RtcpSenderInfo,
-    RtcpSourceInfo,
     RtcpSrPacket,
     RtpPacket,
     pack_remb_fci,
@@ -449,91 +444,6 @@ def stop_decoder_on_receive(receiver: RTCRtpReceiver) -> None:
         receiver._RTCRtpReceiver__stop_decoder()
 
     receiver.receive = receive
-
-
-# --- egress (server → player) ---------------------------------------------------------------
-
-
-class EgressState:
-    """What a passthrough sender needs for its sender reports."""
-
-    def __init__(self) -> None:
-        self.clock_rate = 90000
-        self.last_rtp_time: Callable[[], tuple[int, float] | None] = lambda: None
-        self.counters: Callable[[], tuple[int, int]] = lambda: (0, 0)
-
-
-def install_egress(
-    sender: RTCRtpSender,
-    stream_id: str,
-    state: EgressState,
-    on_nack: Callable[[list[int]], None],
-    on_keyframe_request: Callable[[], None],
-) -> None:
-    """Make ``sender`` a passthrough sender: no track/encoder loop, our SRs, callbacks for feedback."""
-    sender._stream_id = stream_id
-    started_rtp = sender._RTCRtpSender__rtp_started
-    exited_rtp = sender._RTCRtpSender__rtp_exited
-    started_rtcp = sender._RTCRtpSender__rtcp_started
-    exited_rtcp = sender._RTCRtpSender__rtcp_exited
-
-    async def run_rtp(codec: Any) -> None:
-        started_rtp.set()
-        try:
-            await asyncio.Event().wait()
-        except asyncio.CancelledError:
-            pass
-        finally:
-            exited_rtp.set()
-
-    async def run_rtcp() -> None:
-        started_rtcp.set()
-        try:
-            while True:
-                await asyncio.sleep(0.5 + random.random())
-                await _send_sender_report(sender, state)
-        except asyncio.CancelledError:
-            pass
-        finally:
-            exited_rtcp.set()
-
-    async def retransmit(sequence_number: int) -> None:
-        on_nack([sequence_number])
-
-    sender._run_rtp = run_rtp
-    sender._run_rtcp = run_rtcp
-    sender._retransmit = retransmit
-    sender._send_keyframe = on_keyframe_request
-
-
-async def _send_sender_report(sender: RTCRtpSender, state: EgressState) -> None:
-    last = state.last_rtp_time()
-    if last is None:
-        return
-    rtp_ts, wall = last
-    now = time.time()
-    rtp_now = (rtp_ts + int((now - wall) * state.clock_rate)) & 0xFFFFFFFF
-    packets, octets = state.counters()
-    cname = sender._RTCRtpSender__cname
-    report: bytes = bytes(
-        RtcpSrPacket(
-            ssrc=sender._ssrc,
-            sender_info=RtcpSenderInfo(
-                ntp_timestamp=aiortc_clock.current_ntp_time(),
-                rtp_timestamp=rtp_now,
-                packet_count=packets & 0xFFFFFFFF,
-                octet_count=octets & 0xFFFFFFFF,
-            ),
-        )
-    )
-    if cname:
-        report += bytes(
-            RtcpSdesPacket(chunks=[RtcpSourceInfo(ssrc=sender._ssrc, items=[(1, cname.encode())])])
-        )
-    try:
-        await sender.transport._send_rtp(report)
-    except ConnectionError:
-        pass
 
 
 # --- negotiation state ------------------------------------------------------------------------

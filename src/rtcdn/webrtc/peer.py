@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCBundlePolicy, RTCConfiguration, RTCSessionDescription
 from aiortc.exceptions import InvalidAccessError, InvalidStateError, OperationError
 from aiortc.rtcrtpparameters import RTCRtpCodecCapability, RTCRtpCodecParameters
 from aiortc.sdp import candidate_from_sdp
@@ -34,9 +34,10 @@ from ..stream import (
     NoCommonCodecs,
     Stream,
 )
-from . import _aiortc
-from ._aiortc import EgressState, IngestTrack, OnRtp, OnSenderReport, PortRange
+from . import _aiortc, _aiortc_lean
+from ._aiortc import IngestTrack, OnRtp, OnSenderReport, PortRange
 from ._aiortc import WebRtcCounters as WebRtcCounters
+from ._aiortc_lean import EgressState, SenderReports
 
 logger = logging.getLogger(__name__)
 
@@ -125,10 +126,12 @@ class _Peer:
         # answerer must not: aiortc would drop the transport of the first transceiver it made
         # when the offer's BUNDLE group starts with the other kind.
         policy = RTCBundlePolicy.MAX_BUNDLE if offerer else RTCBundlePolicy.BALANCED
-        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=policy))
-        self._connected = asyncio.Event()
-        self._ended = asyncio.Event()
+        self.pc = _aiortc_lean.new_peer_connection(RTCConfiguration(iceServers=[], bundlePolicy=policy))
+        self._remote_ufrag: str | None = None
         self._was_connected = False
+        self._ended = False
+        self._settled: asyncio.Future[None] | None = None
+        "What :meth:`wait_connected` waits on, while it waits: connected, failed or closed."
         self._remote_closed = False
         self.on_lost: Callable[[bool], None] | None = None
         """Called once if an established connection ends: True when the remote closed it cleanly
@@ -142,9 +145,11 @@ class _Peer:
         logger.debug("%s: connection %s", self.label, state)
         if state == "connected":
             self._was_connected = True
-            self._connected.set()
+            self._settle()
+            _aiortc_lean.release_ice_checks(self.pc)
         elif state in ("failed", "closed"):
-            self._ended.set()
+            self._ended = True
+            self._settle()
             if self._was_connected and not self.closed and self.on_lost is not None:
                 self.on_lost(self._remote_closed)
 
@@ -188,18 +193,21 @@ class _Peer:
         self._dtls().on("statechange", self._on_dtls_state)
         return str(self.pc.localDescription.sdp)
 
+    def _settle(self) -> None:
+        if self._settled is not None and not self._settled.done():
+            self._settled.set_result(None)
+
     async def wait_connected(self, timeout: float | None = None) -> None:
         """Wait for ICE + DTLS; :class:`ConnectTimeout` or :class:`DtlsFailed` on failure."""
         timeout = self._media.connect_timeout if timeout is None else timeout
-        connected = asyncio.ensure_future(self._connected.wait())
-        ended = asyncio.ensure_future(self._ended.wait())
-        try:
-            await asyncio.wait({connected, ended}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            connected.cancel()
-            ended.cancel()
-            await asyncio.gather(connected, ended, return_exceptions=True)
-        if self._connected.is_set():
+        if not (self._was_connected or self._ended):
+            if self._settled is None or self._settled.done():
+                self._settled = asyncio.get_running_loop().create_future()
+            try:
+                await asyncio.wait({self._settled}, timeout=timeout)
+            finally:
+                self._settled = None
+        if self._was_connected:
             return
         counted = not self.closed  # closed by us while connecting (its client left): no failure
         if self.pc.iceConnectionState == "completed":
@@ -225,21 +233,28 @@ class _Peer:
         return added
 
     def remote_ice_ufrag(self) -> str | None:
+        if self._remote_ufrag is not None:
+            return self._remote_ufrag
         description = self.pc.remoteDescription
         if description is None:
             return None
         for line in str(description.sdp).splitlines():
             if line.startswith("a=ice-ufrag:"):
-                return line.split(":", 1)[1].strip()
+                self._remote_ufrag = line.split(":", 1)[1].strip()
+                return self._remote_ufrag
         return None
 
     def _dtls(self) -> Any:
         return self.pc.getTransceivers()[0].receiver.transport
 
+    def _on_close(self) -> None:
+        """Stop what the subclass runs beside aiortc (before the peer connection closes)."""
+
     async def close(self) -> None:
         if self.closed:
             return
         self.closed = True
+        self._on_close()
         try:
             await self.pc.close()
         finally:
@@ -312,6 +327,7 @@ class WebRtcPublisher(_Peer):
                 )
             )
             _aiortc.stop_decoder_on_receive(transceiver.receiver)
+            _aiortc_lean.ingest_receiver(transceiver.receiver)
             if on_sr is not None:
                 _aiortc.watch_sender_reports(transceiver.receiver, transceiver.kind, on_sr)
         if not self.tracks:
@@ -333,6 +349,7 @@ class WebRtcPlayer(_Peer):
         super().__init__(media, label, offerer)
         self._sinks: dict[str, RtpSink] = {}
         self._plans: dict[str, tuple[Any, TrackInfo, dict[str, int], EgressState]] = {}
+        self._reports: SenderReports | None = None
         self.stream: Stream | None = None
         "The stream it plays, set by :meth:`attach` (NACKs, PLIs and sender reports go there)."
         self.on_end: Callable[[EndReason], None] | None = None
@@ -360,6 +377,7 @@ class WebRtcPlayer(_Peer):
         stream_id = f"rtcdn-{uuid.uuid4().hex[:12]}"
         for kind, info in tracks.items():
             transceiver = self.pc.addTransceiver(kind, direction="sendonly")
+            _aiortc_lean.never_receives(transceiver.receiver)
             capability = RTCRtpCodecCapability(
                 mimeType=info.mime_type,
                 clockRate=info.clock_rate,
@@ -370,7 +388,7 @@ class WebRtcPlayer(_Peer):
             state = EgressState()
             state.clock_rate = info.clock_rate
             self._plans[kind] = (transceiver, info, {}, state)
-            _aiortc.install_egress(
+            _aiortc_lean.install_egress(
                 transceiver.sender,
                 stream_id,
                 state,
@@ -388,10 +406,20 @@ class WebRtcPlayer(_Peer):
             ext_ids.update({uri: i for i, uri in _aiortc.negotiated_extensions(transceiver).items()})
 
     def attach(self, stream: Stream) -> None:
-        """Once connected: one sink per track on the nominated ICE pair, then join ``stream``."""
+        """Once connected: one sink per track on the nominated ICE pair, sender reports from one
+        timer, the negotiation state released, then join ``stream``."""
         self._build_sinks()
+        self.remote_ice_ufrag()  # kept for WHIP's ICE restart check
+        _aiortc_lean.release_descriptions(self.pc)
+        senders = [(transceiver.sender, state) for transceiver, _, _, state in self._plans.values()]
+        self._reports = SenderReports(self._dtls(), senders)
+        self._reports.start()
         self.stream = stream
         stream.add_player(self)
+
+    def _on_close(self) -> None:
+        if self._reports is not None:
+            self._reports.stop()
 
     def _build_sinks(self) -> None:
         dtls = self._dtls()
