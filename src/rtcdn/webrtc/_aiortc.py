@@ -156,8 +156,13 @@ def bound_receive_queue(conn: Any, limit: int = RECEIVE_QUEUE_LIMIT, faults: Fau
     With ``faults`` (tests: :mod:`.faults`, ``RTCDN_FAULTS``) datagrams go through them first."""
     queue = conn._queue
     conn.dropped = 0
+    conn.rtcp_input = None
+    "A player's synchronous RTCP reader (:mod:`._rtcp_in`): offered every RTCP datagram first."
 
     def data_received(data: bytes, component: int) -> None:
+        rtcp_input = conn.rtcp_input
+        if rtcp_input is not None and 127 < data[0] < 192 and 191 < data[1] < 224 and rtcp_input(data):
+            return
         if queue.qsize() >= limit:  # drop the oldest: the freshest media is worth the most
             queue.get_nowait()
             conn.dropped += 1

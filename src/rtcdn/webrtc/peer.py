@@ -34,7 +34,7 @@ from ..stream import (
     NoCommonCodecs,
     Stream,
 )
-from . import _aiortc, _aiortc_lean
+from . import _aiortc, _aiortc_lean, _rtcp_in
 from ._aiortc import IngestTrack, OnRtp, OnSenderReport, PortRange
 from ._aiortc import WebRtcCounters as WebRtcCounters
 from ._aiortc_lean import EgressState, SenderReports
@@ -350,6 +350,7 @@ class WebRtcPlayer(_Peer):
         self._sinks: dict[str, RtpSink] = {}
         self._plans: dict[str, tuple[Any, TrackInfo, dict[str, int], EgressState]] = {}
         self._reports: SenderReports | None = None
+        self._rtcp: _rtcp_in.RtcpInput | None = None
         self.stream: Stream | None = None
         "The stream it plays, set by :meth:`attach` (NACKs, PLIs and sender reports go there)."
         self.on_end: Callable[[EndReason], None] | None = None
@@ -414,6 +415,13 @@ class WebRtcPlayer(_Peer):
         senders = [(transceiver.sender, state) for transceiver, _, _, state in self._plans.values()]
         self._reports = SenderReports(self._dtls(), senders)
         self._reports.start()
+        feedback = {
+            _aiortc.sender_ssrc(transceiver.sender): _rtcp_in.Feedback(
+                functools.partial(self._on_nack, kind), self._on_keyframe_request
+            )
+            for kind, (transceiver, _, _, _) in self._plans.items()
+        }
+        self._rtcp = _rtcp_in.install(self._dtls(), feedback)
         self.stream = stream
         stream.add_player(self)
 
