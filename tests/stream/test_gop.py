@@ -190,3 +190,20 @@ async def test_an_h264_keyframe_of_several_packets_starts_one_gop() -> None:
 def test_the_gop_is_replayed_in_sequence_order_each_packet_once() -> None:
     gop = [(65534, b"k"), (0, b"b"), (65535, b"a"), (2, b"d"), (1, b"c"), (0, b"b"), (65000, b"old")]
     assert fanout.in_order(gop) == [(65534, b"k"), (65535, b"a"), (0, b"b"), (1, b"c"), (2, b"d")]
+
+
+async def test_a_late_resend_of_an_old_keyframe_packet_restarts_nothing() -> None:
+    _, publisher, stream = live_stream()
+    stream.forward("video", packet(RTP, 1, 1000), 1, 1000)  # type: ignore[attr-defined]
+    for seq in range(2, 10):
+        stream.forward("video", packet(DELTA, seq, 1000 + 3000 * seq), seq, 1000 + 3000 * seq)  # type: ignore[attr-defined]
+    stream.forward("video", packet(RTP, 20, 90000), 20, 90000)  # type: ignore[attr-defined]
+    stream.forward("video", packet(DELTA, 21, 93000), 21, 93000)  # type: ignore[attr-defined]
+    track = stream.tracks["video"]  # type: ignore[attr-defined]
+    keyframes = track.keyframes
+    assert stream.forward("video", packet(RTP, 1, 1000), 1, 1000) is None  # type: ignore[attr-defined]
+    stream.forward("video", packet(DELTA, 5, 16000), 5, 16000)  # type: ignore[attr-defined]  # a late resend
+    assert [s for s, _ in track.gop or ()] == [20, 21] and track.keyframes == keyframes
+    joiner = FakePlayer()
+    stream.add_player(joiner)  # type: ignore[attr-defined]
+    assert joiner.sent[0][12:] == RTP[12:] and publisher.keyframes == 0

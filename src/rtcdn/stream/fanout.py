@@ -13,6 +13,7 @@ keyframe frame). Hot path: :meth:`TrackFanout.forward`.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -25,6 +26,8 @@ from .ports import FrameSink
 LATE_FRAMES = 4
 """Video frames a gap may stay open for before the depacketizer gives up on it: time for a NACKed
 packet to come back (~130 ms at 30 fps) before the loss costs a keyframe."""
+
+logger = logging.getLogger(__name__)
 
 GOP_MAX_PACKETS = 3000
 """Packets of the current GOP kept for joining players (~3.6 MB at 1200 bytes: a 2 s GOP up to
@@ -152,8 +155,12 @@ class TrackFanout:
         for catch in list(self.catching):
             sink, pending = catch.sink, catch.pending
             end = min(catch.next + CATCH_UP_PACKETS, len(pending))
-            for seq, data in pending[catch.next : end]:
-                sink.send(sink.rewriter.rewrite(data), seq)
+            try:
+                for seq, data in pending[catch.next : end]:
+                    sink.send(sink.rewriter.rewrite(data), seq)
+            except Exception:  # never leave a joiner stalled behind its backlog: it goes live
+                logger.exception("track %s: catching a player up failed", self.info.mime_type)
+                end = len(pending)
             catch.next = end
             if catch.since is not None:
                 if self.on_first_keyframe is not None:
@@ -244,8 +251,10 @@ class TrackFanout:
 
     # --- the hot path -------------------------------------------------------------------------
     def forward(self, data: bytes, seq: int, rtp_time: int, now: float) -> bool | None:
-        """Fan one publisher packet out; returns whether it starts a keyframe (None: no detector,
-        or a packet too broken to forward)."""
+        """Fan one publisher packet out; returns whether it starts a new keyframe (None: no
+        detector, or a packet too broken to forward). A keyframe packet with the timestamp of the
+        last keyframe or an older one (the same picture's other packets, a late resend of an old
+        keyframe) starts nothing: the GOP goes on, waiting players keep waiting."""
         self.packets += 1
         self.octets += len(data)
         self.last_rtp_time = (rtp_time, now)
@@ -255,18 +264,18 @@ class TrackFanout:
                 keyframe = self.detect(data, header_length(data))
             except RtpError:
                 return None
-            gop = self.gop
-            if keyframe and (gop is None or rtp_time != self.gop_start):
-                # a new keyframe; the same timestamp is the same access unit (H.264: SPS/PPS, then
-                # each slice of the IDR picture starts "a keyframe"): the GOP goes on
+            age = (rtp_time - self.gop_start) & 0xFFFFFFFF  # ticks since the last keyframe's timestamp
+            if keyframe and (self.keyframes == 0 or 0 < age < 0x80000000):
                 self.gop = [(seq, data)] if self.cache_gop else None
                 self.gop_start = rtp_time
-            elif gop is not None:
-                span = ((rtp_time - self.gop_start) & 0xFFFFFFFF) / self.info.clock_rate
-                if len(gop) < GOP_MAX_PACKETS and span <= GOP_MAX_SECONDS:
-                    gop.append((seq, data))
-                else:
-                    self.gop = None  # too long to cache: joiners wait for the next keyframe
+            else:
+                keyframe = False
+                gop = self.gop
+                if gop is not None and age < 0x80000000:  # older packets are no part of this GOP
+                    if len(gop) < GOP_MAX_PACKETS and age <= GOP_MAX_SECONDS * self.info.clock_rate:
+                        gop.append((seq, data))
+                    else:
+                        self.gop = None  # too long to cache: joiners wait for the next keyframe
             if keyframe:
                 self.keyframes += 1
                 if self.waiting:
