@@ -223,7 +223,7 @@ class Group:
 
 def has_uvloop() -> bool:
     try:
-        import uvloop  # noqa: F401
+        import uvloop  # type: ignore[import-not-found, unused-ignore]  # noqa: F401
     except ImportError:
         return False
     return True
@@ -256,7 +256,7 @@ def players_main(
             await group.close()
 
     if fast_loop:
-        import uvloop
+        import uvloop  # type: ignore[import-not-found, unused-ignore]
 
         uvloop.run(main())
     else:
