@@ -17,7 +17,7 @@ def test_allow_domains_syntax() -> None:
     assert policy.allows(None)  # not a browser page: not checked
     deny_one = OriginPolicy(["!*.evildomain.com", "*"])  # WCS's example: all but one domain
     assert not deny_one.allows("https://www.evildomain.com") and deny_one.allows("https://good.com")
-    assert OriginPolicy(["192.168.111.101"]).allows("https://192.168.111.101:8443")  # a CDN node's cdn_ip
+    assert OriginPolicy(["198.51.100.101"]).allows("https://198.51.100.101:8443")  # a CDN node's cdn_ip
 
 
 def test_sessions_per_address() -> None:

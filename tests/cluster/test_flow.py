@@ -215,15 +215,15 @@ async def test_redis_going_away_stops_nothing_and_its_return_heals(
                 assert status is not None and status["status"] == "PUBLISHING"
                 redis_server.start()  # empty: everything must be written again
                 await until(lambda: origin.cluster.registry.up, 5)  # type: ignore[union-attr]
-                await asyncio.sleep(0.7)  # one more heartbeat of every node
-                code, streams = await rest(edge1, "cdn/streams")
-                assert code == 200 and {s["name"] for s in streams} == {"cam", "cam2"}
-                code, nodes = await rest(edge1, "cdn/nodes")
-                assert code == 200 and {n["id"] for n in nodes if n["state"] == "ACTIVE"} == {
-                    "origin",
-                    "edge1",
-                    "edge2",
-                }
+                async with asyncio.timeout(5):  # every node's next heartbeat writes it all again
+                    while True:
+                        code, streams = await rest(edge1, "cdn/streams")
+                        _, nodes = await rest(edge1, "cdn/nodes")
+                        active = {n["id"] for n in nodes if n["state"] == "ACTIVE"}
+                        if code == 200 and {s["name"] for s in streams} == {"cam", "cam2"}:
+                            if active == {"origin", "edge1", "edge2"}:
+                                break
+                        await asyncio.sleep(0.1)
             assert pulls_of(edge1, "cam") == [pull] and pull.status == "PLAYING"  # never interrupted
             assert await count_frames(video, 0.5) > 2
     finally:

@@ -82,7 +82,6 @@ class ClusterDirectory:
         "Name → the other node that holds it, for local streams the registry refused on a heartbeat."
         self.nodes: list[NodeRecord] = []
         "The cluster's nodes as last read (the balancer's view)."
-        self.nodes_read = 0.0
         self.cache: dict[str, Cached] = {}
         self.cache_hits = 0
         self.last_beat = 0.0
@@ -152,7 +151,7 @@ class ClusterDirectory:
             self.nodes = await self.registry.nodes(max(ttl_ms, keep_ms))
         except RegistryError:
             return
-        self.last_beat = self.nodes_read = time.monotonic()
+        self.last_beat = time.monotonic()
         for name, holder in held.items():
             if holder is not None and holder.node != self.config.node_id:
                 if self.conflicts.get(name) != holder.node:

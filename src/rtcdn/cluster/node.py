@@ -109,13 +109,6 @@ class Cluster:
             for r in sorted(records.values(), key=lambda r: r.id)
         ]
 
-    def registry_state(self) -> dict[str, Any]:
-        reg = self.registry
-        if reg is None:
-            return {"configured": False}
-        age = time.monotonic() - reg.last_ok if reg.last_ok else None
-        return {"configured": True, "up": reg.up, "lastOkSecondsAgo": age, "lastError": reg.last_error}
-
     # --- metrics ------------------------------------------------------------------------------------
     def collect(self) -> Iterator[Metric]:
         """A prometheus_client collector: registry health, pulls, routes, nodes."""

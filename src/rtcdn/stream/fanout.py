@@ -86,7 +86,6 @@ class TrackFanout:
         "frame_sinks",
         "frame_waiting",
         "gop",
-        "gop_joins",
         "gop_start",
         "groups",
         "history",
@@ -129,8 +128,6 @@ class TrackFanout:
         "RTP time of the cached GOP's keyframe."
         self.frame_gop: list[Frame] | None = None
         self.catching: list[CatchUp] = []
-        self.gop_joins = 0
-        "RTP and frame sinks that started on the cached GOP (each one a keyframe request spared)."
         self._timer: asyncio.TimerHandle | None = None
 
     # --- RTP consumers ----------------------------------------------------------------------
@@ -141,7 +138,6 @@ class TrackFanout:
             return True
         if self.gop:
             self.catching.append(CatchUp(sink, self.gop, time.monotonic()))
-            self.gop_joins += 1
             if self._timer is None:
                 self._catch_up()
             return True
@@ -220,8 +216,6 @@ class TrackFanout:
             for frame in self.frame_gop or ():
                 sink(frame)
             self.frame_sinks.append(sink)
-            if self.detect is not None:
-                self.gop_joins += 1
             return True
         self.frame_waiting.append(sink)
         return False
