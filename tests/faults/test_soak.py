@@ -17,7 +17,7 @@ resources; samples vary by ±10 MiB; a process that ran the whole suite before s
 arenas to fill): bench/soak.py shows RSS climbing for ~1,500 cycles with glibc's default arenas
 (~250 with MALLOC_ARENA_MAX=2), then flat to 10,000. A leaked peer is caught by the counts."""
 PLATEAU_MIB = 12
-"""...but over the second half of the cycles it must be flat: a leak of a player's worth
+"""...but the second half of the cycles may not climb past the first half's highest sample by more: a leak of a player's worth
 (~150 KiB) per cycle would add ~15 MiB there."""
 
 
@@ -49,4 +49,4 @@ async def test_cycles_leave_nothing_behind(tmp_path: Path) -> None:
     assert (end.tasks, end.fds, end.udp) == (start.tasks, start.fds, start.udp), (start, end)
     curve = [s.rss_mib for s in report.curve]
     assert end.rss_mib <= start.rss_mib + RSS_SLACK_MIB, curve
-    assert curve[-1] - curve[len(curve) // 2] <= PLATEAU_MIB, curve
+    assert curve[-1] - max(curve[: len(curve) // 2 + 1]) <= PLATEAU_MIB, curve  # no new high later
