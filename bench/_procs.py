@@ -28,6 +28,10 @@ from typing import Any
 
 import psutil  # type: ignore[import-untyped]
 
+# testkit.free_port: ports below the ephemeral range, so no outgoing connection races the bind
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from testkit import free_port as free_port
+
 PROPERTIES = {"keep_alive.server_interval": "5000"}
 "flashphoner.properties every benchmark server gets (a ``properties`` argument adds to them)."
 

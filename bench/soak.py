@@ -26,7 +26,6 @@ import asyncio
 import gc
 import json
 import logging
-import socket
 import sys
 import tempfile
 import time
@@ -41,6 +40,7 @@ import psutil  # type: ignore[import-untyped]
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
 
+from _procs import free_port
 from rtcdn.config import Settings
 from rtcdn.server import Server
 from rtcdn.wcs import messages as m
@@ -55,12 +55,6 @@ KINDS = (
     "whip→wcs, whip delete",
     "whip→whep",
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def soak_settings() -> Settings:

@@ -40,19 +40,12 @@ from typing import Any
 import psutil  # type: ignore[import-untyped]
 
 from _media import encode_audio, encode_video
+from _procs import free_port
 from fanout import Worker, _summarize, players_main, publisher_main
 from rtcdn.config import Settings
 from rtcdn.server import Server
 
 KiB = 1024
-
-
-def _free_port(address: str) -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind((address, 0))
-        return int(s.getsockname()[1])
 
 
 def _check_loopback(address: str) -> str:
@@ -377,7 +370,7 @@ class Run:
         with tempfile.TemporaryDirectory(prefix="rtcdn-viewer-memory-") as tmp:
             settings = Settings(
                 bind=a.address,
-                ws_port=_free_port(a.address),
+                ws_port=free_port(a.address),
                 wss_port=0,
                 rtmp_port=0,
                 http_ports=[],

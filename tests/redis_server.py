@@ -10,6 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from testkit import free_port
+
+__all__ = ["RedisServer", "free_port"]
+
 
 class RedisServer:
     """``start()`` runs redis-server (no persistence) on ``host:port``; ``kill()``/``stop()`` end it,
@@ -57,9 +61,3 @@ class RedisServer:
                 self.proc.kill()
                 self.proc.wait(5)
             self.proc = None
-
-
-def free_port(host: str) -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])

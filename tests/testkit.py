@@ -3,16 +3,44 @@ root conftest, which test folders with a conftest of their own cannot import by 
 
 from __future__ import annotations
 
+import random
 import socket
 from dataclasses import replace
 
 from rtcdn.config import Settings
 
 
+def _ephemeral_low() -> int:
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+_HANDED_OUT: set[int] = set()
+
+
 def free_port(address: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((address, 0))
-        return int(s.getsockname()[1])
+    """A port free on ``address`` for TCP and UDP, below the kernel's ephemeral range and never handed
+    out twice by this process. A port from ``bind(0)`` lies inside that range, so between the probe
+    and the server's own bind an outgoing connection may take it as its source port (EADDRINUSE);
+    outgoing connections never take a port below the range."""
+    high = _ephemeral_low()
+    low = max(1024, high - 12000)
+    for _ in range(1000):
+        port = random.randrange(low, high)
+        if port in _HANDED_OUT:
+            continue
+        try:
+            with socket.socket() as tcp, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+                tcp.bind((address, port))
+                udp.bind((address, port))
+        except OSError:
+            continue
+        _HANDED_OUT.add(port)
+        return port
+    raise RuntimeError(f"no free port below {high} on {address}")
 
 
 def make_settings(**overrides: object) -> Settings:

@@ -403,12 +403,10 @@ def strict_json(text: str) -> Any:
 
 # --- safe network values ----------------------------------------------------------------------------
 def closed_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on (bound, then released)."""
-    import socket
+    """A TCP port on 127.0.0.1 that nothing listens on (below the ephemeral range: no client takes it)."""
+    from testkit import free_port
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_port()
 
 
 def safe_urls(port: int) -> list[str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 
 import pytest
@@ -13,12 +12,7 @@ from test_rtmp_connection import Handler, flv_stream
 from rtcdn.rtmp import RtmpClient, RtmpConfig, RtmpServer
 from rtcdn.rtmp.commands import Capabilities, parse_url, split_name
 from rtcdn.rtmp.errors import RtmpClosed, RtmpConnectError, RtmpError, RtmpTimeout
-
-
-def free_port(host: str) -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+from testkit import free_port
 
 
 @pytest.mark.parametrize(
