@@ -286,7 +286,7 @@ class _IngestHarness:
 
         from rtcdn.rtp import RtpRewriter, RtpSink, TrackInfo
         from rtcdn.stream import StreamManager
-        from rtcdn.webrtc._aiortc import IngestTrack, install_ingest
+        from rtcdn.webrtc._aiortc_ingest import IngestTrack, install_ingest
 
         ext_map = HeaderExtensionsMap()
         ext_map.configure(

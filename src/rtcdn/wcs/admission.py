@@ -17,7 +17,8 @@ from ..access import Grant
 from . import messages as m
 
 if TYPE_CHECKING:
-    from .session import MediaHandle, WcsSession
+    from .handle import MediaHandle
+    from .session import WcsSession
 
 CONNECT_FIELDS = (
     "appKey",

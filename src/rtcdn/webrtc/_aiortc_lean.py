@@ -10,7 +10,7 @@ that cost ~345 KiB of RSS (``bench/viewer_memory.py``), most of it for nothing r
 * :func:`never_receives` empties the receiver of a send-only transceiver (a player's): no jitter
   buffer, NACK generator, bitrate estimator (1000 rate buckets), decoder queue or events;
   :func:`ingest_receiver` drops the same receive pipeline from a publisher's receivers, whose RTP
-  :func:`._aiortc.install_ingest` takes before aiortc would parse it;
+  :func:`._aiortc_ingest.install_ingest` takes before aiortc would parse it;
 * :func:`install_egress` makes an ``RTCRtpSender`` a passthrough sender without tasks or events:
   no encoder loop, and :class:`SenderReports` sends every sender's reports of a peer from one timer
   (aiortc: an RTP and an RTCP task per sender);
@@ -137,7 +137,7 @@ async def _ignore(*args: object, **kwargs: object) -> None:
 
 
 def ingest_receiver(receiver: RTCRtpReceiver) -> None:
-    """A publisher's receiver, whose RTP :func:`._aiortc.install_ingest` takes at the DTLS transport:
+    """A publisher's receiver, whose RTP :func:`._aiortc_ingest.install_ingest` takes at the DTLS transport:
     no jitter buffer, NACK generator or bitrate estimator (rtcdn keeps its own), and a
     ``_handle_rtp_packet`` that would ignore RTP (only they used them). RTCP stays aiortc's."""
     receiver._RTCRtpReceiver__jitter_buffer = None

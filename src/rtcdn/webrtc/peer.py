@@ -34,9 +34,10 @@ from ..stream import (
     NoCommonCodecs,
     Stream,
 )
-from . import _aiortc, _aiortc_lean, _rtcp_in
-from ._aiortc import IngestTrack, OnRtp, OnSenderReport, PortRange
+from . import _aiortc, _aiortc_ingest, _aiortc_lean, _rtcp_in
+from ._aiortc import PortRange
 from ._aiortc import WebRtcCounters as WebRtcCounters
+from ._aiortc_ingest import IngestTrack, OnRtp, OnSenderReport
 from ._aiortc_lean import EgressState, SenderReports
 
 logger = logging.getLogger(__name__)
@@ -326,13 +327,13 @@ class WebRtcPublisher(_Peer):
                     extensions=_aiortc.negotiated_extensions(transceiver),
                 )
             )
-            _aiortc.stop_decoder_on_receive(transceiver.receiver)
+            _aiortc_ingest.stop_decoder_on_receive(transceiver.receiver)
             _aiortc_lean.ingest_receiver(transceiver.receiver)
             if on_sr is not None:
-                _aiortc.watch_sender_reports(transceiver.receiver, transceiver.kind, on_sr)
+                _aiortc_ingest.watch_sender_reports(transceiver.receiver, transceiver.kind, on_sr)
         if not self.tracks:
             raise NoCommonCodecs("no audio or video to receive")
-        self._request_keyframe = _aiortc.install_ingest(self._dtls(), payload_types, on_rtp)
+        self._request_keyframe = _aiortc_ingest.install_ingest(self._dtls(), payload_types, on_rtp)
 
     def request_keyframe(self) -> None:
         self._request_keyframe()
