@@ -66,22 +66,6 @@ def janus_available() -> str:
     return ""
 
 
-def interface_address() -> tuple[str, str] | None:
-    """(interface, IPv4 address) of the first non-loopback interface that is up, or None.
-
-    Janus gathers ICE candidates only on such an interface; on one machine the traffic to its own
-    address still goes over the loopback device.
-    """
-    stats = psutil.net_if_stats()
-    for name, addresses in psutil.net_if_addrs().items():
-        if name == "lo" or not stats.get(name) or not stats[name].isup:
-            continue
-        for address in addresses:
-            if address.family == socket.AF_INET and not address.address.startswith("127."):
-                return name, str(address.address)
-    return None
-
-
 class JanusServer:
     """``janus`` with the streaming plugin and the HTTP API on ``address:http_port``, config in ``folder``.
 

@@ -9,7 +9,10 @@ Servers, each started fresh by this script on loopback and measured over a ramp 
   rtcdn has no ``--workers``): players first ask ``GET http://ADDR:8081/balancer`` and connect to the
   worker it names;
 - Janus (Debian's ``janus``, streaming plugin, HTTP API; see ``_janus.py``) with ``event_loops = 1``,
-  the strong anchor, and with its default configuration (one loop thread per handle).
+  the strong anchor, and with its default configuration (one loop thread per handle). Janus never
+  offers a loopback ICE candidate, so the whole run happens inside a network namespace the benchmark
+  creates and deletes (``_netns.py``: ``lo`` plus a veth carrying 198.18.0.1), never on the
+  machine's own interfaces; rtcdn runs there on 127.0.0.x as everywhere else.
 
 The feed is the same for all: a pre-encoded VP8 1280x720@30 clip at ~1.5 Mbps (keyframe every 2 s)
 plus Opus, looped in real time. rtcdn gets it from a WCS WebSDK publisher (aiortc, DTLS-SRTP); Janus
@@ -71,8 +74,9 @@ from typing import Any
 
 import psutil  # type: ignore[import-untyped]
 
+import _netns as netns
 from _chromium import VIEWERS
-from _janus import interface_address, janus_available
+from _janus import janus_available
 from _linux import caps_unavailable
 from _media import encode_audio, encode_video
 from _perf_players import has_uvloop
@@ -147,7 +151,15 @@ def options() -> argparse.ArgumentParser:
     add("--janus-http-port", type=int, default=8088)
     add(
         "--janus-interface",
-        help="interface Janus and its players use for ICE (default: the first non-loopback)",
+        help="interface Janus and its players use for ICE (default: a veth in a network namespace the "
+        "benchmark creates, see --netns)",
+    )
+    add(
+        "--netns",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="run inside a network namespace of the benchmark's own, where Janus gets a veth interface "
+        "(default: when Janus runs and no --janus-interface is named; needs root)",
     )
     add("--size", default="1280x720")
     add("--fps", type=int, default=30)
@@ -164,12 +176,24 @@ def janus_interface(args: argparse.Namespace) -> str:
     if why:
         return why
     if args.janus_interface is None:
-        found = interface_address()
-        args.janus_interface = found
-        return "" if found else "no non-loopback IPv4 interface for Janus's ICE candidates"
+        return (
+            "Janus offers no loopback ICE candidate and this run has no network namespace of its own: "
+            + (netns.unavailable() or "--no-netns")
+            + " (or name an interface with --janus-interface)"
+        )
     addresses = {n: a for n, a in ipv4_addresses().items() if n == args.janus_interface}
     args.janus_interface = (args.janus_interface, addresses.get(args.janus_interface, ""))
     return "" if addresses else f"interface {args.janus_interface[0]} has no IPv4 address"
+
+
+def wants_netns(args: argparse.Namespace) -> bool:
+    """Whether to re-run inside the benchmark's network namespace (see ``_netns``)."""
+    if args.netns is not None:
+        if args.netns and netns.unavailable():
+            raise SystemExit(f"--netns: {netns.unavailable()}")
+        return bool(args.netns)
+    janus = not args.no_janus and not janus_available() and args.janus_interface is None
+    return janus and not netns.unavailable()
 
 
 def build_setups(
@@ -259,7 +283,12 @@ def summarize(results: list[dict[str, Any]], args: argparse.Namespace) -> dict[s
 
 def main(argv: list[str] | None = None) -> int:
     parser = options()
+    argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
+    if netns.inside():
+        args.janus_interface = args.janus_interface or netns.INTERFACE
+    elif wants_netns(args):
+        return netns.run_inside([__file__, *argv])
     args.counts = counts(parser, "--players", args.players)
     args.cap_counts = counts(parser, "--cap-players", args.cap_players)
     args.viewers = [v.strip() for v in args.viewer.split(",") if v.strip()]

@@ -23,6 +23,8 @@ PLATEAU_MIB = 12
 
 def bench_soak() -> ModuleType:
     path = Path(__file__).resolve().parents[2] / "bench" / "soak.py"
+    if str(path.parent) not in sys.path:  # what `python bench/soak.py` does: its helpers import
+        sys.path.append(str(path.parent))
     spec = importlib.util.spec_from_file_location("rtcdn_bench_soak", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
