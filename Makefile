@@ -8,7 +8,10 @@ ARGS ?=
 
 .PHONY: run install test check lint chromium ffmpeg nginx-rtmp prometheus redis janus bench clean
 
-$(BIN)/rtcdn: pyproject.toml
+# the C compiler builds the one native module (rtcdn.webrtc._fastsend, setup.py); without one the
+# install still works and players' RTP is sent from Python
+$(BIN)/rtcdn: pyproject.toml setup.py src/rtcdn/webrtc/_fastsend.c
+	@command -v cc >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends gcc libc6-dev || true; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e .

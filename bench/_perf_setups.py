@@ -90,7 +90,9 @@ def rtcdn_setup(
     viewer: str,
     cpu_cap: float | None = None,
     repeat: int = 1,
+    native: bool = True,
 ) -> Setup:
+    """rtcdn with ``workers``; ``native=False`` sends players' RTP from Python (``webrtc_native_send``)."""
     ws_url = f"ws://{args.address}:{args.ws_port}"
     http = f"http://{args.address}:{args.http_port}"
 
@@ -99,7 +101,13 @@ def rtcdn_setup(
         if workers > 1:
             options["--workers"] = str(workers)
         return ServerProcess(
-            f"rtcdn-w{workers}", args.address, folder, args.media_ports, ws_port=args.ws_port, options=options
+            f"rtcdn-w{workers}",
+            args.address,
+            folder,
+            args.media_ports,
+            ws_port=args.ws_port,
+            options=options,
+            properties={} if native else {"webrtc_native_send": "false"},
         )
 
     def ready(server: Server) -> None:
@@ -117,7 +125,7 @@ def rtcdn_setup(
     publisher = Target("rtcdn", ws_url, STREAM, args.client_address)
     return Setup(
         "rtcdn",
-        f"workers={workers}" + (f" cap={cpu_cap:g}" if cpu_cap else ""),
+        f"workers={workers}" + (f" cap={cpu_cap:g}" if cpu_cap else "") + ("" if native else " python-send"),
         workers,
         make,
         _rtcdn_processes,

@@ -161,6 +161,13 @@ def options() -> argparse.ArgumentParser:
         help="run inside a network namespace of the benchmark's own, where Janus gets a veth interface "
         "(default: when Janus runs and no --janus-interface is named; needs root)",
     )
+    add(
+        "--native-send",
+        choices=("on", "off", "both"),
+        default="on",
+        help="players' RTP through rtcdn's C send (on, the default), its Python fallback (off), or both "
+        "side by side (uncapped rtcdn setups only)",
+    )
     add("--size", default="1280x720")
     add("--fps", type=int, default=30)
     add("--bitrate", type=int, default=1_500_000, help="video bits/s (default 1500000)")
@@ -219,7 +226,10 @@ def build_setups(
                     skip(f"rtcdn workers={k}", "this rtcdn's `serve` has no --workers option yet")
                     continue
                 cpus = server_cpus if k == 1 else None
-                setups.append(rtcdn_setup(args, k, cpus, video, audio, viewer, repeat=repeat))
+                for native in {"on": [True], "off": [False], "both": [True, False]}[args.native_send]:
+                    setups.append(
+                        rtcdn_setup(args, k, cpus, video, audio, viewer, repeat=repeat, native=native)
+                    )
             for janus_config in janus_configs:
                 if janus_why:
                     skip(f"janus {janus_config}", janus_why)
@@ -238,7 +248,10 @@ def build_setups(
                     why or "this rtcdn's `serve` has no --workers option yet",
                 )
             else:
-                setups.append(rtcdn_setup(args, k, None, video, audio, viewer, cpu_cap=args.cap))
+                native = args.native_send != "off"
+                setups.append(
+                    rtcdn_setup(args, k, None, video, audio, viewer, cpu_cap=args.cap, native=native)
+                )
     return setups
 
 

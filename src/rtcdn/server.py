@@ -161,6 +161,7 @@ class Server:
             public_ip=settings.ip,
             codecs=settings.streaming_codecs,
             connect_timeout=settings.webrtc_connect_timeout_ms / 1000,
+            native_send=settings.webrtc_native_send,
         )
         self.relays = RelayManager(
             self.streams,

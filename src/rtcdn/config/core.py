@@ -114,6 +114,16 @@ class CoreKeys:
             "it at once instead of waiting for a keyframe the publisher is asked for",
         ),
     )
+    webrtc_native_send: bool = setting(
+        True,
+        Key(
+            "webrtc_native_send",
+            _bool,
+            "send players' RTP through the small C module `rtcdn.webrtc._fastsend` built by the install "
+            "(copy, stamp, `srtp_protect`, `sendto` in one call); `false`, or a machine where it did "
+            "not build, uses the same steps in Python",
+        ),
+    )
     webrtc_connect_timeout_ms: int = setting(
         15000,
         Key(

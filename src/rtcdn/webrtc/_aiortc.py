@@ -29,6 +29,7 @@ import errno
 import logging
 import socket
 import struct
+import types
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -45,6 +46,12 @@ from pylibsrtp import _binding as srtp_binding
 
 from ..rtp import Transmit
 from .faults import Faults, faults_for
+
+_fastsend: types.ModuleType | None
+try:
+    from . import _fastsend  # built by `pip install` (setup.py); optional
+except ImportError:  # pragma: no cover - a machine without a C compiler or Python headers
+    _fastsend = None
 
 logger = logging.getLogger(__name__)
 
@@ -231,33 +238,77 @@ class WebRtcCounters:
     "Peers whose ICE connected but DTLS failed (:class:`~rtcdn.stream.DtlsFailed`)."
 
 
-def fast_rtp_transmit(dtls: RTCDtlsTransport, ssrc: int, counters: WebRtcCounters | None = None) -> Transmit:
+def sockaddr(family: int, addr: Any) -> bytes | None:
+    """``addr`` as the C ``struct sockaddr`` of ``family`` (for :mod:`._fastsend`); None for what it
+    does not know (the sender then stays in Python)."""
+    try:
+        if family == socket.AF_INET:
+            return (
+                struct.pack("=H", family) + struct.pack("!H", addr[1]) + socket.inet_aton(addr[0]) + bytes(8)
+            )
+        if family == socket.AF_INET6:
+            flow, scope = (addr[2], addr[3]) if len(addr) >= 4 else (0, 0)
+            head = struct.pack("=H", family) + struct.pack("!HI", addr[1], flow)
+            return head + socket.inet_pton(socket.AF_INET6, addr[0]) + struct.pack("=I", scope)
+        if family == socket.AF_UNIX and isinstance(addr, str | bytes):
+            path = addr.encode() if isinstance(addr, str) else addr
+            return struct.pack("=H", family) + path + (b"" if path.startswith(b"\0") else b"\0")
+    except (OSError, TypeError, IndexError, struct.error):
+        return None
+    return None
+
+
+def fast_rtp_transmit(
+    dtls: RTCDtlsTransport, ssrc: int, counters: WebRtcCounters | None = None, native: bool = True
+) -> Transmit:
     """The per-player hot path: one copy, one ``srtp_protect``, one ``sendto`` per packet.
 
-    The template goes straight into the session's SRTP buffer, where sequence number and SSRC are
-    patched in place; the protected bytes are sent from that buffer (a memoryview, no copy) on the
-    raw socket of the nominated pair. A full socket buffer drops the packet, as UDP would, instead
-    of queueing it in asyncio's transport, and counts it in ``counters.send_dropped``; so does a
-    packet too long for the buffer or one libsrtp refuses (neither comes from a WebRTC publisher;
-    not counted).
-    Synchronous, so the buffer shared with the session's RTCP is never used by two sends at once.
+    The template is copied into a buffer, where sequence number and SSRC are patched; libsrtp
+    protects it in place and the result is sent on the raw socket of the nominated pair. A full
+    socket buffer drops the packet, as UDP would, instead of queueing it in asyncio's transport,
+    and counts it in ``counters.send_dropped``; so does a template shorter than an RTP header or too
+    long for the buffer, or one libsrtp refuses (neither comes from a WebRTC publisher; not counted).
+
+    With ``native`` and :mod:`._fastsend` built, all of that is one call into C (the same
+    ``srtp_protect`` of pylibsrtp's libsrtp, on the same session); otherwise the Python below does
+    the same steps in pylibsrtp's own buffer. Synchronous either way, so a buffer is never used by
+    two sends at once.
     """
     counters = counters if counters is not None else WebRtcCounters()
     transport, addr = _nominated(dtls)
     sock = transport._sock
     session = dtls._tx_srtp
     ctx, cdata, buf = session._srtp, session._cdata, session._buffer
+    limit = len(buf) - SRTP_MAX_TRAILER_LEN  # the room pylibsrtp's own protect() leaves
+    fastsend = _fastsend if native else None
+    address = sockaddr(sock.family, addr) if fastsend is not None else None
+    if fastsend is not None and address is not None:
+
+        def dropped() -> None:
+            counters.send_dropped += 1
+
+        ffi = srtp_binding.ffi
+        sender: Transmit = fastsend.Sender(
+            sock,
+            address,
+            int(ffi.cast("uintptr_t", ffi.addressof(srtp_binding.lib, "srtp_protect"))),
+            int(ffi.cast("uintptr_t", ctx[0])),
+            session,  # keeps the srtp_t alive as long as the sender
+            ssrc,
+            limit,
+            dropped,
+        )
+        return sender
     view = memoryview(buf)
     protect = srtp_binding.lib.srtp_protect
     length = srtp_binding.ffi.new("int *")
     ssrc_bytes = ssrc.to_bytes(4, "big")
-    limit = len(buf) - SRTP_MAX_TRAILER_LEN  # the room pylibsrtp's own protect() leaves
     sendto = sock.sendto
     seq_into = struct.Struct("!H").pack_into
 
     def send_rtp(template: bytes, seq: int) -> None:
         n = len(template)
-        if n > limit:
+        if n < 12 or n > limit:
             return
         buf[0:n] = template
         seq_into(buf, 2, seq)

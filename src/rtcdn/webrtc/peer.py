@@ -66,6 +66,8 @@ class MediaConfig:
     codecs: Sequence[str] = ("opus", "alaw", "ulaw", "g722", "vp8", "h264", "vp9")
     "Preference order, WCS names (``codecs=`` in flashphoner.properties); unknown names are ignored."
     connect_timeout: float = 15.0
+    native_send: bool = True
+    "Players' RTP through :mod:`._fastsend` when it is built (``webrtc_native_send``)."
     counters: WebRtcCounters = field(default_factory=WebRtcCounters)
     "Drops and connect failures of every peer made with this config (read by the metrics)."
     peers: set[_Peer] = field(default_factory=set)
@@ -438,7 +440,12 @@ class WebRtcPlayer(_Peer):
                 extension_id_map(info.extensions, ext_ids),
             )
             ssrc = _aiortc.sender_ssrc(transceiver.sender)
-            sink = RtpSink(kind, ssrc, rewriter, _aiortc.fast_rtp_transmit(dtls, ssrc, self._media.counters))
+            sink = RtpSink(
+                kind,
+                ssrc,
+                rewriter,
+                _aiortc.fast_rtp_transmit(dtls, ssrc, self._media.counters, self._media.native_send),
+            )
             state.counters = functools.partial(_sink_counters, sink)
             state.last_rtp_time = functools.partial(self._last_rtp_time, kind)
             self._sinks[kind] = sink
