@@ -78,11 +78,46 @@ try:
     send(memoryview(bytes(40))[::2], 1)
 except BufferError:
     pass
+else:
+    sys.exit("a non-contiguous buffer was accepted")
 uninitialised = fastsend.Sender.__new__(fastsend.Sender)
 try:
     uninitialised(b"\x80" * 20, 1)
 except TypeError:
     pass
+else:
+    sys.exit("an uninitialised sender sent")
+try:
+    fastsend.Sender(sock, sockaddr(socket.AF_INET, receiver.getsockname()), 1, 1, None, 1, sys.maxsize, None)
+except ValueError:
+    pass
+else:
+    sys.exit("limit=sys.maxsize was accepted")
+# the largest limit the module takes: templates up to the end of its buffer (minus the trailer room)
+TOP = fastsend.BUFFER_SIZE - fastsend.TRAILER_ROOM
+big_tx = Session(policy)
+big = fastsend.Sender(
+    sock,
+    sockaddr(socket.AF_INET, receiver.getsockname()),
+    int(ffi.cast("uintptr_t", ffi.addressof(srtp_binding.lib, "srtp_protect"))),
+    int(ffi.cast("uintptr_t", big_tx._srtp[0])),
+    big_tx,
+    1,
+    TOP,
+    None,
+)
+for size in (TOP - 1, TOP, TOP + 1, fastsend.BUFFER_SIZE, fastsend.BUFFER_SIZE + 1):
+    big(b"\x80\x60" + bytes(size - 2), 9)
+    if size <= TOP:
+        assert len(receiver.recv(8192)) == size + 10, "auth tag"  # AES-CM + HMAC-SHA1-80
+receiver.settimeout(0.2)
+try:
+    receiver.recv(8192)
+except TimeoutError:
+    pass
+else:
+    sys.exit("a template longer than the limit was sent")
 sock.close()
 send(b"\x80\x60" + bytes(30), 5)  # closed: skipped
+big(b"\x80\x60" + bytes(30), 5)
 print("fastsend under ASan: ok", flush=True)

@@ -84,7 +84,16 @@ def test_sends_what_stamp_describes(native: bool, family: int) -> None:
             send(template, seq)
         got = [unprotect(receiver.recv(2048)) for _ in sent]
         assert got == [stamp(t, seq, SSRC) for t, seq in sent]
-        for hostile in (bytes(1490), bytes(11), b""):  # too long for the buffer with its trailer; short
+        limit = len(tx._buffer) - 144  # what pylibsrtp's own protect() leaves room for
+        edge = bytes.fromhex("80e0") + bytes(limit - 2)
+        send(edge, 0xFFF0)  # exactly the limit: sent (before the wrap: a fresh receiver has ROC 0)
+        assert unprotect(receiver.recv(4096)) == stamp(edge, 0xFFF0, SSRC)
+        for hostile in (
+            edge + b"x",
+            bytes(1490),
+            bytes(11),
+            b"",
+        ):  # longer than the limit; shorter than a header
             send(hostile, 7)  # skipped, nothing raised
         receiver.settimeout(0.2)
         with pytest.raises(TimeoutError):
@@ -140,8 +149,10 @@ def test_native_sender_refuses_or_skips_hostile_arguments() -> None:
         assert unprotect(receiver.recv(2048))[2:4] == b"\xff\xfe"
         with pytest.raises(BufferError):  # a non-contiguous view is refused, not read past
             send(memoryview(b"\x80" * 40)[::2], 1)
+        before = send.sent, send.dropped  # type: ignore[attr-defined]
         sock.close()
         send(b"\x80" * 20, 1)  # a closed socket (fileno -1): nothing sent, nothing raised
+        assert (send.sent, send.dropped) == before  # type: ignore[attr-defined]
         uninitialised = fastsend.Sender.__new__(fastsend.Sender)
         with pytest.raises(TypeError):
             uninitialised(b"\x80" * 20, 1)
@@ -172,7 +183,45 @@ def test_native_sender_refuses_or_skips_hostile_arguments() -> None:
             fastsend.Sender(**{**good, "address": "127.0.0.1"})
 
 
+def test_the_sender_keeps_the_srtp_session_alive() -> None:
+    """The only reference to the pylibsrtp session left is the sender's: it still protects."""
+    import gc
+
+    with (
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as receiver,
+    ):
+        receiver.bind(("127.0.0.1", 0))
+        receiver.settimeout(2)
+        send = _aiortc.fast_rtp_transmit(stand_in_dtls(sock, receiver.getsockname(), tx_session()), 9)
+        gc.collect()
+        template = bytes.fromhex("80e0") + bytes(10) + b"payload"
+        send(template, 3)
+        assert unprotect(receiver.recv(2048)) == stamp(template, 3, bytes.fromhex("00000009"))
+
+
 def test_sockaddr_packs_what_the_kernel_reads() -> None:
+    import ctypes
+
+    class SockaddrIn6(ctypes.Structure):  # <netinet/in.h>, laid out by ctypes, not by hand
+        _fields_ = [
+            ("family", ctypes.c_ushort),
+            ("port", ctypes.c_uint16),
+            ("flowinfo", ctypes.c_uint32),
+            ("addr", ctypes.c_ubyte * 16),
+            ("scope_id", ctypes.c_uint32),
+        ]
+
+    expected = SockaddrIn6(
+        socket.AF_INET6,
+        socket.htons(5004),
+        socket.htonl(0x12345),
+        (ctypes.c_ubyte * 16)(*socket.inet_pton(socket.AF_INET6, "fe80::1")),
+        7,
+    )
+    assert _aiortc.sockaddr(socket.AF_INET6, ("fe80::1", 5004, 0x12345, 7)) == bytes(expected)
+    assert _aiortc.sockaddr(socket.AF_INET, ("127.1", 1)) is None  # inet_pton: no shorthand
+    assert _aiortc.sockaddr(socket.AF_UNIX, "x" * 200) is None  # longer than sun_path
     assert _aiortc.sockaddr(socket.AF_INET, ("bad", 1)) is None
     assert _aiortc.sockaddr(socket.AF_INET, "x") is None
     assert _aiortc.sockaddr(999, ("127.0.0.1", 1)) is None

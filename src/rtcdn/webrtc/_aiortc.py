@@ -27,8 +27,10 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import os
 import socket
 import struct
+import sys
 import types
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -239,21 +241,23 @@ class WebRtcCounters:
 
 
 def sockaddr(family: int, addr: Any) -> bytes | None:
-    """``addr`` as the C ``struct sockaddr`` of ``family`` (for :mod:`._fastsend`); None for what it
-    does not know (the sender then stays in Python)."""
+    """``addr`` as Linux's C ``struct sockaddr`` of ``family`` (for :mod:`._fastsend`); None for what
+    it does not know (the sender then stays in Python)."""
+    if sys.platform != "linux":
+        return None
     try:
+        head = struct.pack("=H", family)
         if family == socket.AF_INET:
-            return (
-                struct.pack("=H", family) + struct.pack("!H", addr[1]) + socket.inet_aton(addr[0]) + bytes(8)
-            )
+            return head + struct.pack("!H", addr[1]) + socket.inet_pton(socket.AF_INET, addr[0]) + bytes(8)
         if family == socket.AF_INET6:
-            flow, scope = (addr[2], addr[3]) if len(addr) >= 4 else (0, 0)
-            head = struct.pack("=H", family) + struct.pack("!HI", addr[1], flow)
-            return head + socket.inet_pton(socket.AF_INET6, addr[0]) + struct.pack("=I", scope)
+            flow, scope = (addr[2] if len(addr) >= 3 else 0), (addr[3] if len(addr) >= 4 else 0)
+            packed = socket.inet_pton(socket.AF_INET6, addr[0])
+            return head + struct.pack("!HI", addr[1], flow) + packed + struct.pack("=I", scope)
         if family == socket.AF_UNIX and isinstance(addr, str | bytes):
-            path = addr.encode() if isinstance(addr, str) else addr
-            return struct.pack("=H", family) + path + (b"" if path.startswith(b"\0") else b"\0")
-    except (OSError, TypeError, IndexError, struct.error):
+            path = os.fsencode(addr)
+            path += b"" if path.startswith(b"\0") else b"\0"
+            return head + path if len(path) <= 108 else None  # sun_path
+    except (OSError, TypeError, IndexError, ValueError, struct.error):
         return None
     return None
 
@@ -282,23 +286,27 @@ def fast_rtp_transmit(
     limit = len(buf) - SRTP_MAX_TRAILER_LEN  # the room pylibsrtp's own protect() leaves
     fastsend = _fastsend if native else None
     address = sockaddr(sock.family, addr) if fastsend is not None else None
-    if fastsend is not None and address is not None:
+    if fastsend is not None and address is not None and limit <= fastsend.BUFFER_SIZE - fastsend.TRAILER_ROOM:
 
         def dropped() -> None:
             counters.send_dropped += 1
 
         ffi = srtp_binding.ffi
-        sender: Transmit = fastsend.Sender(
-            sock,
-            address,
-            int(ffi.cast("uintptr_t", ffi.addressof(srtp_binding.lib, "srtp_protect"))),
-            int(ffi.cast("uintptr_t", ctx[0])),
-            session,  # keeps the srtp_t alive as long as the sender
-            ssrc,
-            limit,
-            dropped,
-        )
-        return sender
+        try:
+            sender: Transmit = fastsend.Sender(
+                sock,
+                address,
+                int(ffi.cast("uintptr_t", ffi.addressof(srtp_binding.lib, "srtp_protect"))),
+                int(ffi.cast("uintptr_t", ctx[0])),
+                session,  # keeps the srtp_t alive as long as the sender
+                ssrc,
+                limit,
+                dropped,
+            )
+        except ValueError as exc:  # not what this build takes: the Python send below does it
+            logger.warning("native send refused (%s): sending from Python", exc)
+        else:
+            return sender
     view = memoryview(buf)
     protect = srtp_binding.lib.srtp_protect
     length = srtp_binding.ffi.new("int *")
@@ -311,7 +319,7 @@ def fast_rtp_transmit(
         if n < 12 or n > limit:
             return
         buf[0:n] = template
-        seq_into(buf, 2, seq)
+        seq_into(buf, 2, seq & 0xFFFF)
         buf[8:12] = ssrc_bytes
         length[0] = n
         if protect(ctx[0], cdata, length):

@@ -7,15 +7,21 @@
  * descriptor, to `address` (a packed struct sockaddr, built in Python). It never raises for a packet: a template shorter than an RTP header or longer than
  * `limit` is skipped, a full socket buffer calls on_drop(), a closed socket (fileno() == -1) or
  * any other send error drops the packet silently (its owner closes the peer). Only wrong argument
- * types raise TypeError.
+ * types raise TypeError (a non-contiguous buffer: BufferError), and whatever on_drop raises.
  *
  * Memory safety: every write into the buffer is bounded by `limit` + the SRTP trailer room, which
  * the constructor checks against the buffer size; the GIL is held throughout, so the one buffer
- * per process is never used by two calls at once. `keepalive` (the pylibsrtp Session) is held so
- * `ctx` outlives the sender; `sock` is held and asked for its descriptor on every call.
+ * per process is never used by two calls at once. The srtp_t is not locked: the session must be
+ * used from one thread (rtcdn's event loop), as pylibsrtp releases the GIL in its own calls.
+ * `keepalive` (the pylibsrtp Session) is held so `ctx` outlives the sender; `sock` is held and
+ * asked for its descriptor on every call (a cached one could be reused by another socket). A
+ * sender is initialised once; __init__ again is refused. Linux only (struct sockaddr layout).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#ifndef __linux__
+#error "_fastsend packs Linux struct sockaddr layouts"
+#endif
 #include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -28,7 +34,7 @@
 
 typedef int (*protect_fn)(void *ctx, void *rtp, int *len);
 
-static unsigned char buffer[BUFFER_SIZE];
+static unsigned char buffer[BUFFER_SIZE] __attribute__((aligned(16))); /* libsrtp reads it as words */
 
 typedef struct {
     PyObject_HEAD
@@ -97,7 +103,7 @@ static PyObject *sender_send(Sender *self, const char *data, Py_ssize_t n, unsig
 
 static PyObject *sender_vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
     Sender *self = (Sender *)callable;
-    if (self->protect == NULL || self->sock == NULL) {
+    if (self->protect == NULL || self->sock == NULL || self->keepalive == NULL || self->on_drop == NULL) {
         PyErr_SetString(PyExc_TypeError, "Sender was not initialised");
         return NULL;
     }
@@ -130,16 +136,24 @@ static int sender_init(Sender *self, PyObject *args, PyObject *kwargs) {
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "Oy#KKOknO", names, &sock, &address, &address_length, &protect,
                                      &ctx, &keepalive, &ssrc, &limit, &on_drop))
         return -1;
+    if (self->protect != NULL) {
+        PyErr_SetString(PyExc_TypeError, "Sender is already initialised");
+        return -1;
+    }
     if (protect == 0 || ctx == 0) {
         PyErr_SetString(PyExc_ValueError, "protect and ctx must be addresses");
         return -1;
     }
-    if (limit < RTP_HEADER || limit + SRTP_TRAILER_ROOM > BUFFER_SIZE) {
+    if (limit < RTP_HEADER || limit > BUFFER_SIZE - SRTP_TRAILER_ROOM) {
         PyErr_Format(PyExc_ValueError, "limit must be %d..%d", RTP_HEADER, BUFFER_SIZE - SRTP_TRAILER_ROOM);
         return -1;
     }
     if (address_length < (Py_ssize_t)sizeof(sa_family_t) || address_length > (Py_ssize_t)sizeof(self->addr)) {
         PyErr_SetString(PyExc_ValueError, "address must be a packed struct sockaddr");
+        return -1;
+    }
+    if (ssrc > 0xFFFFFFFFUL) {
+        PyErr_SetString(PyExc_ValueError, "ssrc must fit in 32 bits");
         return -1;
     }
     if (on_drop != Py_None && !PyCallable_Check(on_drop)) {
@@ -181,6 +195,8 @@ static int sender_traverse(Sender *self, visitproc visit, void *arg) {
 }
 
 static int sender_clear(Sender *self) {
+    self->protect = NULL; /* the ctx goes with the keepalive: never call it again */
+    self->ctx = NULL;
     Py_CLEAR(self->sock);
     Py_CLEAR(self->keepalive);
     Py_CLEAR(self->on_drop);

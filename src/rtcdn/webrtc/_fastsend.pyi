@@ -6,8 +6,10 @@ BUFFER_SIZE: int
 TRAILER_ROOM: int
 
 class Sender:
-    sent: int
-    dropped: int
+    @property
+    def sent(self) -> int: ...
+    @property
+    def dropped(self) -> int: ...
     def __init__(
         self,
         sock: socket,
@@ -19,4 +21,4 @@ class Sender:
         limit: int,
         on_drop: Callable[[], None] | None,
     ) -> None: ...
-    def __call__(self, template: bytes, seq: int, /) -> None: ...
+    def __call__(self, template: bytes | bytearray | memoryview, seq: int, /) -> None: ...
