@@ -150,13 +150,16 @@ class FrameCounter:
 
     def __init__(self, track: MediaStreamTrack) -> None:
         self.times: list[float] = []
+        self.ended: str | None = None
+        "Why decoding stopped early (the track ended: MediaStreamError, or another error), for reports."
         self._task = asyncio.ensure_future(self._run(track))
 
     async def _run(self, track: MediaStreamTrack) -> None:
         while True:
             try:
                 await track.recv()
-            except Exception:  # MediaStreamError: the track ended
+            except Exception as exc:  # MediaStreamError: the track ended
+                self.ended = f"{type(exc).__name__}: {exc} (track state {track.readyState})"
                 return
             self.times.append(time.monotonic())
 

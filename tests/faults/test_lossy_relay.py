@@ -3,6 +3,7 @@ only, both servers in this process): the edge's player keeps decoding, and NACKs
 
 from __future__ import annotations
 
+import itertools
 import re
 import statistics
 import time
@@ -64,7 +65,9 @@ async def test_lossy_jittery_relay_hop_is_repaired_by_nack(tmp_path: Path) -> No
             f"packets received {received}, lost {lost}; {len(late)} late at the player, {len(repaired)} "
             f"by > 30 ms (median {statistics.median(repaired) if repaired else 0:.3f} s, max "
             f"{max(late, default=0):.3f} s); PLIs origin {origin.streams.totals().plis}, "
-            f"edge {edge.streams.totals().plis}"
+            f"edge {edge.streams.totals().plis}; decoding ended early: {frames.ended}; "
+            f"player seqs: {arrivals.rtp[:3]} … {arrivals.rtp[-3:]} ({len(arrivals.rtp)}), "
+            f"gaps {[(a, b) for (_, a), (_, b) in itertools.pairwise(arrivals.rtp) if (b - a) & 0xFFFF > 1][:10]}"
         )
         # the faults did happen, on the edge's connections only
         assert s.dropped > 0.02 * s.received and s.reordered > 0 and s.delayed > 0.9 * s.received
