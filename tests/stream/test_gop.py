@@ -207,3 +207,33 @@ async def test_a_late_resend_of_an_old_keyframe_packet_restarts_nothing() -> Non
     joiner = FakePlayer()
     stream.add_player(joiner)  # type: ignore[attr-defined]
     assert joiner.sent[0][12:] == RTP[12:] and publisher.keyframes == 0
+
+
+async def test_a_keyframe_start_arriving_after_its_own_picture_brings_that_picture_along() -> None:
+    """The start packet of a keyframe reordered (or resent) behind the rest of its picture: the GOP,
+    and a player waiting for that keyframe, begin with the whole picture in sequence order."""
+    _, publisher, stream = live_stream()
+    early = FakePlayer()
+    stream.add_player(early)  # type: ignore[attr-defined]  # waits: nothing cached yet
+    rest = [packet(DELTA, seq, 9000) for seq in range(11, 15)]  # same timestamp: the same picture
+    for seq, data in zip(range(11, 15), rest, strict=True):
+        stream.forward("video", data, seq, 9000)  # type: ignore[attr-defined]
+    assert early.sent == []
+    start = packet(RTP, 10, 9000)
+    stream.forward("video", start, 10, 9000)  # type: ignore[attr-defined]
+    stream.forward("video", packet(DELTA, 15, 12000), 15, 12000)  # type: ignore[attr-defined]
+    async with asyncio.timeout(2):
+        while len(early.sent) < 6:
+            await asyncio.sleep(0.005)
+    assert [p[12:] for p in early.sent] == [start[12:]] + [p[12:] for p in rest] + [DELTA[12:]]
+    assert all((b - a) & 0xFFFF == 1 for a, b in itertools.pairwise(seqs(early)))
+    joiner = FakePlayer()
+    stream.add_player(joiner)  # type: ignore[attr-defined]
+    async with asyncio.timeout(2):
+        while len(joiner.sent) < 6:
+            await asyncio.sleep(0.005)
+    assert [struct.unpack_from("!I", p, 4)[0] for p in joiner.sent] == [9000] * 5 + [12000]
+    assert joiner.sent[0][12:] == start[12:]
+    stream.forward("video", packet(DELTA, 16, 15000), 16, 15000)  # type: ignore[attr-defined]
+    assert len(early.sent) == len(joiner.sent) == 7  # both live
+    assert publisher.keyframes == 1

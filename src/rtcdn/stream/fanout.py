@@ -38,6 +38,8 @@ frame; an encoder that sends keyframes only when asked (browsers) makes longer o
 keyframe request serves a joiner better."""
 GOP_MAX_FRAMES = 600
 "Frames of the current GOP kept for joining frame sinks (20 s at 30 fps)."
+SAME_PICTURE_LOOKAHEAD = 256
+"How far after a late keyframe start the history is searched for packets of its picture."
 CATCH_UP_TICK = 0.005
 "Seconds between two bursts of cached packets to a joining player."
 CATCH_UP_PACKETS = 8
@@ -253,6 +255,7 @@ class TrackFanout:
         self.octets += len(data)
         self.last_rtp_time = (rtp_time, now)
         keyframe: bool | None = None
+        joiners: list[CatchUp] = []
         if self.detect is not None:
             try:
                 keyframe = self.detect(data, header_length(data))
@@ -260,7 +263,8 @@ class TrackFanout:
                 return None
             age = (rtp_time - self.gop_start) & 0xFFFFFFFF  # ticks since the last keyframe's timestamp
             if keyframe and (self.keyframes == 0 or 0 < age < 0x80000000):
-                self.gop = [(seq, data)] if self.cache_gop else None
+                picture = [(seq, data), *self._same_picture(seq, rtp_time)]
+                self.gop = picture if self.cache_gop else None
                 self.gop_start = rtp_time
             else:
                 keyframe = False
@@ -272,7 +276,10 @@ class TrackFanout:
                         self.gop = None  # too long to cache: joiners wait for the next keyframe
             if keyframe:
                 self.keyframes += 1
-                if self.waiting:
+                if self.waiting and len(picture) > 1:  # its other packets came first: catch up on them
+                    joiners = [CatchUp(sink, picture, since) for sink, since in self.waiting]
+                    self.waiting.clear()
+                elif self.waiting:
                     started = time.monotonic()
                     for sink, since in self.waiting:
                         self._add(sink)
@@ -287,11 +294,29 @@ class TrackFanout:
                 sink.send(template, seq)
         for catch in self.catching:  # joiners still being sent the GOP: live packets queue behind
             catch.pending.append((seq, data))
+        if joiners:
+            self.catching += joiners
+            if self._timer is None:
+                self._catch_up()
         depacketizer = self.depacketizer
         if depacketizer is not None:
             for frame in depacketizer.push(data, now):
                 self._deliver(frame)
         return keyframe
+
+    def _same_picture(self, seq: int, rtp_time: int) -> list[tuple[int, bytes]]:
+        """Packets after keyframe start ``seq`` with its timestamp that arrived before it (the start
+        was reordered or resent after a NACK), in sequence order: without them the keyframe a
+        joiner starts on is incomplete, and a decoder that does not ask again stays frozen."""
+        history = self.history
+        if history is None:
+            return []
+        found = []
+        for k in range(1, SAME_PICTURE_LOOKAHEAD + 1):
+            data = history.get((seq + k) & 0xFFFF)
+            if data is not None and len(data) >= 8 and int.from_bytes(data[4:8], "big") == rtp_time:
+                found.append(((seq + k) & 0xFFFF, data))
+        return found
 
     def needs_keyframe(self) -> bool:
         """Consumers wait for a keyframe, or the depacketizer lost one."""
