@@ -59,3 +59,15 @@ def make_settings(**overrides: object) -> Settings:
         webrtc_connect_timeout_ms=5000,
     )
     return replace(settings, **overrides)  # type: ignore[arg-type]  # any field=value
+
+
+def drain_datagrams(sock: socket.socket) -> int:
+    """Read every datagram queued on ``sock`` without waiting; how many there were."""
+    sock.setblocking(False)
+    count = 0
+    while True:
+        try:
+            sock.recv(65536)
+        except BlockingIOError:
+            return count
+        count += 1

@@ -314,8 +314,11 @@ class TrackFanout:
         found = []
         for k in range(1, SAME_PICTURE_LOOKAHEAD + 1):
             data = history.get((seq + k) & 0xFFFF)
-            if data is not None and len(data) >= 8 and int.from_bytes(data[4:8], "big") == rtp_time:
-                found.append(((seq + k) & 0xFFFF, data))
+            if data is None:
+                continue  # not here (yet): a hole the picture may still fill
+            if int.from_bytes(data[4:8], "big") != rtp_time:
+                break  # the next picture: nothing further belongs to this one
+            found.append(((seq + k) & 0xFFFF, data))
         return found
 
     def needs_keyframe(self) -> bool:
