@@ -237,3 +237,29 @@ async def test_a_keyframe_start_arriving_after_its_own_picture_brings_that_pictu
     stream.forward("video", packet(DELTA, 16, 15000), 16, 15000)  # type: ignore[attr-defined]
     assert len(early.sent) == len(joiner.sent) == 7  # both live
     assert publisher.keyframes == 1
+
+
+async def test_a_keyframe_start_arriving_after_later_pictures_brings_them_along() -> None:
+    """A relay's burst of its cached GOP reordered by a jittery hop (one packet per picture): the
+    pictures after the keyframe that came before its start are in the GOP too, so a joiner has no
+    hole that its jitter buffer would wait on (the fresh-CI failure of test_lossy_relay)."""
+    _, publisher, stream = live_stream()
+    early = FakePlayer()
+    stream.add_player(early)  # type: ignore[attr-defined]  # waits: nothing cached yet
+    before = {11: 12000, 12: 15000, 14: 21000}  # 13 is still on its way
+    for seq, ts in before.items():
+        stream.forward("video", packet(DELTA, seq, ts), seq, ts)  # type: ignore[attr-defined]
+    stream.forward("video", packet(RTP, 10, 9000), 10, 9000)  # type: ignore[attr-defined]
+    track = stream.tracks["video"]  # type: ignore[attr-defined]
+    assert [s for s, _ in track.gop or ()] == [10, 11, 12, 14]
+    joiner = FakePlayer()
+    stream.add_player(joiner)  # type: ignore[attr-defined]
+    stream.forward("video", packet(DELTA, 13, 18000), 13, 18000)  # type: ignore[attr-defined]
+    async with asyncio.timeout(2):
+        while len(early.sent) < 5 or len(joiner.sent) < 5:
+            await asyncio.sleep(0.005)
+    for player in (early, joiner):
+        ts = [struct.unpack_from("!I", p, 4)[0] for p in player.sent]
+        assert ts == [9000, 12000, 15000, 21000, 18000], ts
+        assert sorted((s - seqs(player)[0]) & 0xFFFF for s in seqs(player)) == [0, 1, 2, 3, 4]
+    assert publisher.keyframes == 1

@@ -38,8 +38,9 @@ frame; an encoder that sends keyframes only when asked (browsers) makes longer o
 keyframe request serves a joiner better."""
 GOP_MAX_FRAMES = 600
 "Frames of the current GOP kept for joining frame sinks (20 s at 30 fps)."
-SAME_PICTURE_LOOKAHEAD = 256
-"How far after a late keyframe start the history is searched for packets of its picture."
+EARLY_LOOKAHEAD = 256
+"""How far after a late keyframe start the history is searched for packets that came before it
+(~0.2 s of a 1.5 Mbps stream, ~5 s of one packet per frame)."""
 CATCH_UP_TICK = 0.005
 "Seconds between two bursts of cached packets to a joining player."
 CATCH_UP_PACKETS = 8
@@ -263,7 +264,7 @@ class TrackFanout:
                 return None
             age = (rtp_time - self.gop_start) & 0xFFFFFFFF  # ticks since the last keyframe's timestamp
             if keyframe and (self.keyframes == 0 or 0 < age < 0x80000000):
-                picture = [(seq, data), *self._same_picture(seq, rtp_time)]
+                picture = [(seq, data), *self._came_early(seq, rtp_time)]
                 self.gop = picture if self.cache_gop else None
                 self.gop_start = rtp_time
             else:
@@ -304,21 +305,24 @@ class TrackFanout:
                 self._deliver(frame)
         return keyframe
 
-    def _same_picture(self, seq: int, rtp_time: int) -> list[tuple[int, bytes]]:
-        """Packets after keyframe start ``seq`` with its timestamp that arrived before it (the start
-        was reordered or resent after a NACK), in sequence order: without them the keyframe a
-        joiner starts on is incomplete, and a decoder that does not ask again stays frozen."""
+    def _came_early(self, seq: int, rtp_time: int) -> list[tuple[int, bytes]]:
+        """Packets after keyframe start ``seq`` that arrived before it (the start was reordered or
+        resent after a NACK), in sequence order: the rest of its picture and of the pictures after
+        it. Without them a joiner starting on this GOP lacks what it needs next: an incomplete
+        keyframe, or a hole in the sequence that a receiver's jitter buffer (aiortc's) waits on
+        for hundreds of packets. A relay's burst of its cached GOP over a jittery hop often
+        reorders its first packets by several pictures."""
         history = self.history
         if history is None:
             return []
         found = []
-        for k in range(1, SAME_PICTURE_LOOKAHEAD + 1):
-            data = history.get((seq + k) & 0xFFFF)
+        for k in range(1, EARLY_LOOKAHEAD + 1):
+            after = (seq + k) & 0xFFFF
+            data = history.get(after)
             if data is None:
-                continue  # not here (yet): a hole the picture may still fill
-            if int.from_bytes(data[4:8], "big") != rtp_time:
-                break  # the next picture: nothing further belongs to this one
-            found.append(((seq + k) & 0xFFFF, data))
+                continue  # not here (yet): a hole the GOP may still fill
+            if (int.from_bytes(data[4:8], "big") - rtp_time) & 0xFFFFFFFF < 0x80000000:
+                found.append((after, data))  # not older than the keyframe: this GOP's
         return found
 
     def needs_keyframe(self) -> bool:

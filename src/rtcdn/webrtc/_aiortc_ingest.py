@@ -17,7 +17,7 @@ from typing import Any
 from aiortc import RTCRtpCodecParameters, RTCRtpReceiver
 from aiortc.rate import RemoteBitrateEstimator
 from aiortc.rtcdtlstransport import RTCDtlsTransport
-from aiortc.rtcrtpreceiver import NackGenerator, StreamStatistics
+from aiortc.rtcrtpreceiver import StreamStatistics
 from aiortc.rtp import (
     RTCP_PSFB_APP,
     RTCP_PSFB_PLI,
@@ -29,6 +29,7 @@ from aiortc.rtp import (
 )
 
 from ..rtp import RtpError, unwrap_rtx
+from ..rtp.loss import LossTracker
 from ._aiortc import fast_rtcp_transmit
 
 logger = logging.getLogger(__name__)
@@ -42,7 +43,7 @@ class IngestTrack:
         self.receiver = receiver
         self.clock_rate = codecs[0].clockRate if codecs else 90000
         self.media_ssrc: int | None = None
-        self.nack = NackGenerator() if kind == "video" else None
+        self.nack = LossTracker() if kind == "video" else None
         self.nack_tries: dict[int, int] = {}
         "Missing sequence numbers NACKed so far, and how often."
         self.nack_timer: asyncio.TimerHandle | None = None
@@ -129,7 +130,7 @@ def install_ingest(
             ssrc_table.setdefault(packet.ssrc, track.receiver)
         if not packet.payload:
             return  # padding-only probe
-        if track.nack is not None and track.nack.add(packet):
+        if track.nack is not None and track.nack.add(packet.sequence_number):
             send_nack(track, packet.ssrc, [seq for seq in track.nack.missing if seq not in track.nack_tries])
         on_rtp(track.kind, data, packet.sequence_number, packet.timestamp)
 
