@@ -65,11 +65,17 @@ def run_inside(argv: Sequence[str]) -> int:
         f"network namespace {NAMESPACE}: {INTERFACE} {ADDRESS}/24 for Janus's ICE; re-running inside",
         flush=True,
     )
-    child = subprocess.Popen(command, env=env)
+    # its own process group: a terminal's Ctrl-C reaches this process only, which passes it (or a
+    # SIGTERM) on once, so the child stops as if interrupted: its servers and players are stopped
+    child = subprocess.Popen(command, env=env, process_group=0)
+
+    def forward(signum: int, _frame: object) -> None:
+        child.send_signal(signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         return child.wait()
-    except KeyboardInterrupt:  # the child got the same SIGINT: let it write its partial results
-        child.send_signal(signal.SIGINT)
-        return child.wait()
     finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         _delete()

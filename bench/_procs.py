@@ -219,11 +219,21 @@ async def serve_commands(conn: Connection, handlers: Mapping[str, Handler]) -> N
     A handler that raises answers ``{"exception": "Type: message"}`` (:meth:`Worker.receive` raises it).
     """
     loop = asyncio.get_running_loop()
-    commands: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
-    loop.add_reader(conn.fileno(), lambda: commands.put_nowait(conn.recv()))
+    commands: asyncio.Queue[tuple[str | None, Any]] = asyncio.Queue()
+
+    def receive() -> None:
+        try:
+            commands.put_nowait(conn.recv())
+        except (EOFError, OSError):  # the parent is gone (killed): stop, instead of spinning on EOF
+            loop.remove_reader(conn.fileno())
+            commands.put_nowait((None, None))
+
+    loop.add_reader(conn.fileno(), receive)
     try:
         while True:
             command, argument = await commands.get()
+            if command is None:
+                return
             try:
                 reply = handlers[command](argument)
                 if inspect.isawaitable(reply):
@@ -266,6 +276,9 @@ class Worker:
         return self.receive(timeout)
 
     def join(self, timeout: float = 20) -> None:
+        """Wait for the child to end (killed after ``timeout``). The pipe is closed first: a child
+        not told to stop (the parent interrupted) reads EOF and stops by itself."""
+        self.conn.close()
         self.process.join(timeout)
         if self.process.is_alive():
             self.process.kill()

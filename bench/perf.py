@@ -67,6 +67,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import signal
 import sys
 import time
 from pathlib import Path
@@ -118,8 +119,8 @@ def options() -> argparse.ArgumentParser:
     add("--cap-workers", default="1,2", help="worker counts of the scaling runs (default 1,2)")
     add(
         "--cap-players",
-        default="20,40,60,80,100,120,140,160,180,200",
-        help="player counts of the scaling runs (default 20,40,...,200)",
+        default="40,80,120,160,200,240,280,320,360,400",
+        help="player counts of the scaling runs (default 40,80,...,400: two workers with the C send hold 400)",
     )
     add(
         "--janus-configs",
@@ -297,6 +298,10 @@ def summarize(results: list[dict[str, Any]], args: argparse.Namespace) -> dict[s
 def main(argv: list[str] | None = None) -> int:
     parser = options()
     argv = sys.argv[1:] if argv is None else argv
+    # SIGTERM stops as Ctrl-C does (and SIGINT does even where a shell started this in the
+    # background, ignoring it): servers, players and the namespace are cleaned up
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.default_int_handler)
     args = parser.parse_args(argv)
     if netns.inside():
         args.janus_interface = args.janus_interface or netns.INTERFACE
