@@ -96,6 +96,7 @@ def access_config(s: Settings) -> AccessConfig:
         connection_rate=s.connection_rate_per_ip,
         connection_burst=s.connection_burst_per_ip,
         limits_exempt=tuple(s.limits_exempt_ips),
+        trusted_proxies=tuple(s.trusted_proxies),
     )
 
 
@@ -228,7 +229,13 @@ class Server:
         self.front_ends: list[FrontEnd] = [
             RestApi(self, self.rest_options),
             Pages(self.streams, self._stat, self.websdk_dir, settings.ws_port, settings.wss_port),
-            WhipFrontEnd(self.streams, self.media, self.access.bearer, ice_servers=settings.ice_servers),
+            WhipFrontEnd(
+                self.streams,
+                self.media,
+                self.access.bearer,
+                ice_servers=settings.ice_servers,
+                client_of=self.access.clients.of,
+            ),
             self.metrics,
         ]
         chooser = self.cluster if self.cluster is not None else self.balancer

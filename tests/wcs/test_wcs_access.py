@@ -150,6 +150,40 @@ async def test_caps_per_client_address(tmp_path: Path) -> None:
         assert [await upgrade(ws_url(server)) for _ in range(3)] == [101] * 3  # loopback is exempt by default
 
 
+async def test_behind_a_trusted_proxy_the_caps_count_the_forwarded_client(tmp_path: Path) -> None:
+    settings = make_settings(
+        limits_exempt_ips=[],
+        max_sessions_per_ip=1,
+        connection_rate_per_ip=1000,
+        trusted_proxies=["127.0.0.1"],
+    )
+    async with running(settings, tmp_path / "s") as server, aiohttp.ClientSession() as http:
+        url = ws_url(server)
+
+        async def via_proxy(client: str) -> int:
+            try:
+                ws = await http.ws_connect(url, headers={"X-Forwarded-For": client})
+            except aiohttp.WSServerHandshakeError as exc:
+                return exc.status
+            sockets.append(ws)
+            return 101
+
+        sockets: list[aiohttp.ClientWebSocketResponse] = []
+        assert [await via_proxy(c) for c in ("127.0.0.9", "127.0.0.10", "127.0.0.9")] == [101, 101, 429]
+        assert server.access.connections.sessions == {"127.0.0.9": 1, "127.0.0.10": 1}
+        async with asyncio.timeout(5):  # the sessions start just after the upgrade's answer
+            while len(server.wcs.sessions) < 2:
+                await asyncio.sleep(0.02)
+        assert sorted(s.remote for s in server.wcs.sessions.values()) == ["127.0.0.10", "127.0.0.9"]
+        for ws in sockets:
+            await ws.close()
+    untrusted = make_settings(limits_exempt_ips=[], max_sessions_per_ip=1, connection_rate_per_ip=1000)
+    async with running(untrusted, tmp_path / "u") as server, aiohttp.ClientSession() as http:
+        first = await http.ws_connect(ws_url(server), headers={"X-Forwarded-For": "127.0.0.9"})
+        assert await upgrade(ws_url(server)) == 429  # the header is not believed: both are 127.0.0.1
+        await first.close()
+
+
 async def test_streams_per_session_and_players_per_stream(tmp_path: Path) -> None:
     async with running(
         make_settings(max_streams_per_session=2, max_players_per_stream=1), tmp_path / "s"
@@ -168,3 +202,28 @@ async def test_frames_over_the_cap_close_the_socket(tmp_path: Path) -> None:
             await ws.send_str('{"message":"ping","data":["' + "x" * m.MAX_FRAME_BYTES + '"]}')
             msg = await ws.receive(timeout=5)
             assert msg.type == aiohttp.WSMsgType.CLOSE and ws.close_code == 1009
+
+
+async def test_available_stream_answers_only_sessions_that_may_play_it(tmp_path: Path) -> None:
+    """With tokens on, ``availableStream`` tells whether a stream is live only to a session whose
+    grant lets it play that stream; anyone else gets "Restricted access", live or not."""
+
+    async def available(client: WcsClient, name: str) -> tuple[object, object]:
+        await client.send("availableStream", {"mediaSessionId": f"a-{name}", "name": name})
+        reply = (await client.wait_message("availableStream"))["data"][0]
+        assert reply["id"] == f"a-{name}", reply
+        return reply["status"], reply.get("info")
+
+    async with running(auth_settings(), tmp_path / "s") as server:
+        url = ws_url(server)
+        async with WcsClient(url, custom={"token": token(["live/*"], ["live/*"])}) as owner:
+            assert outcome((await owner.publish("live/cam"))[2])[0] == "PUBLISHING"
+            assert await available(owner, "live/cam") == ("true", None)
+            assert (await available(owner, "live/none"))[0] == "false"  # not live: WCS's answer
+            async with (
+                WcsClient(url) as anonymous,
+                WcsClient(url, custom={"token": token(play=["x"])}) as other,
+            ):
+                for client in (anonymous, other):
+                    for name in ("live/cam", "live/none"):
+                        assert await available(client, name) == ("false", m.RESTRICTED_ACCESS)

@@ -19,7 +19,9 @@ from testkit import make_settings
 PEERS: list[RTCPeerConnection] = []
 
 
-async def post(server: Server, kind: str, name: str, bearer: str | None = None) -> tuple[int, dict[str, str]]:
+async def post(
+    server: Server, kind: str, name: str, bearer: str | None = None, forwarded_for: str | None = None
+) -> tuple[int, dict[str, str]]:
     """POST an aiortc offer to /whip or /whep; the status and headers (the peer stays in PEERS)."""
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     PEERS.append(pc)
@@ -34,6 +36,8 @@ async def post(server: Server, kind: str, name: str, bearer: str | None = None) 
     headers = {"Content-Type": "application/sdp"}
     if bearer is not None:
         headers["Authorization"] = f"Bearer {bearer}"
+    if forwarded_for is not None:
+        headers["X-Forwarded-For"] = forwarded_for
     url = f"http://127.0.0.1:{server.settings.http_ports[0]}/{kind}/{name}"
     async with (
         aiohttp.ClientSession() as http,
@@ -100,3 +104,18 @@ async def _hooks_and_player_cap(tmp_path: Path) -> None:
             assert (await post(server, "whep", "cam"))[0] == 503  # one player at most
             backend.status["publishStream"] = 403
             assert (await post(server, "whip", "cam3"))[0] == 401  # refused by the backend, no token given
+
+
+async def test_behind_a_trusted_proxy_the_hooks_see_the_forwarded_client(tmp_path: Path) -> None:
+    try:
+        async with hook_backend() as backend:
+            settings = make_settings(
+                rest_hooks_url=backend.url, auth_failure_delay_ms=(0, 0), trusted_proxies=["127.0.0.0/31"]
+            )
+            async with running(settings, tmp_path / "s") as server:
+                assert (await post(server, "whip", "a", forwarded_for="127.0.0.5, 127.0.0.9"))[0] == 201
+                assert (await post(server, "whip", "b"))[0] == 201  # no header: the proxy itself
+                sessions = [call.body["sessionId"] for call in backend.of("publishStream")]
+                assert sessions == ["whip:127.0.0.9", "whip:127.0.0.1"], sessions
+    finally:
+        await close_peers()

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..stream import AccessDenied, MediaSessions
+from .forwarded import ClientAddress
 from .hooks import HookConfig, RestHooks
 from .limits import ConnectionLimits, OriginPolicy
 from .tokens import Grant, TokenVerifier
@@ -51,6 +52,7 @@ class AccessConfig:
     connection_rate: float = 10.0
     connection_burst: int = 20
     limits_exempt: tuple[str, ...] = ("127.0.0.0/8", "::1")
+    trusted_proxies: tuple[str, ...] = ()
 
 
 class AccessControl:
@@ -81,6 +83,8 @@ class AccessControl:
         self.connections = ConnectionLimits(
             config.max_sessions_per_ip, config.connection_rate, config.connection_burst, config.limits_exempt
         )
+        self.clients = ClientAddress(config.trusted_proxies)
+        "The client's address behind a trusted reverse proxy."
         self.refusals = 0
 
     @property
@@ -136,6 +140,14 @@ class AccessControl:
             if not await self.hooks.ask(method, self._payload({"name": name, **payload})):
                 raise await self.refused(f"the {method} hook refused {name!r}", who)
         return grant
+
+    def may_query(self, name: str, grant: Grant | None) -> bool:
+        """May a session holding ``grant`` learn whether ``name`` is live (WCS ``availableStream``)?
+        With tokens on, only with a grant to play it: the answer tells which streams exist. (The
+        hooks are not asked: the SDK's question carries no token and expects an answer at once.)"""
+        if not self.tokens.enabled:
+            return True
+        return grant is not None and (grant.service or grant.allows("play", name))
 
     async def bearer(self, token: str | None, action: str, name: str, remote: str) -> bool:
         """The WHIP/WHEP ``authorize`` hook: admit, as a bool."""

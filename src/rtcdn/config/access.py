@@ -247,6 +247,15 @@ class AccessKeys:
             "addresses or CIDRs the per-address caps leave alone (empty: none), comma separated",
         ),
     )
+    trusted_proxies: list[str] = setting(
+        [],
+        Key(
+            "trusted_proxies",
+            _networks,
+            "reverse proxies (addresses or CIDRs, comma separated) whose `X-Forwarded-For` names the "
+            "client, for the per-address caps and the logs (empty: the socket's peer is the client)",
+        ),
+    )
     max_streams_per_session: int = setting(
         16,
         Key(

@@ -55,6 +55,9 @@ class WcsFrontEnd:
         origin = request.headers.get("Origin")
         peer = request.transport.get_extra_info("peername") if request.transport else None
         address = str(peer[0]) if peer else "unknown"
+        forwarded = self.access.clients.of(address, request.headers.getall("X-Forwarded-For", []))
+        remote = f"{address}:{peer[1]}" if peer and forwarded == address else forwarded
+        address = forwarded  # the client behind a trusted proxy: the caps count it, the logs name it
         if not self.access.origins.allows(origin):
             logger.info("ws: %s: Origin %r is not in allow_domains", address, origin)
             return web.Response(status=403, text="rtcdn: Origin not allowed (allow_domains)\n")
@@ -65,7 +68,6 @@ class WcsFrontEnd:
             return web.Response(status=429, text=f"rtcdn: too many connections: {refusal}\n")
         try:
             await ws.prepare(request)
-            remote = f"{peer[0]}:{peer[1]}" if peer else "unknown"
             await WcsSession(self, ws, remote, origin, request.transport).run()
         finally:
             if counted:

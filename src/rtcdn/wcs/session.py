@@ -419,6 +419,9 @@ class WcsSession:
     def _on_availableStream(self, payload: Any) -> None:
         msid = m.text_field(payload, "mediaSessionId") or ""
         name = m.text_field(payload, "name") or ""
+        if not self.host.access.may_query(name, self.grant):  # the same answer, live or not
+            self.send("availableStream", {"id": msid, "status": "false", "info": m.RESTRICTED_ACCESS})
+            return
         try:
             self.host.streams.get_live(name)
         except MediaError as exc:

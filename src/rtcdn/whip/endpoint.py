@@ -47,6 +47,14 @@ Authorize = Callable[[str | None, str, str, str], Awaitable[bool]]
 JWT and the REST hooks; the default allows everyone.)"""
 
 
+ClientOf = Callable[[str, Sequence[str]], str]
+"``client_of(peer, x_forwarded_for_headers)``: the client's address (:mod:`rtcdn.access.forwarded`)."
+
+
+def peer_is_client(peer: str, forwarded_for: Sequence[str]) -> str:
+    return peer
+
+
 async def allow_all(token: str | None, action: str, name: str, remote: str) -> bool:
     return True
 
@@ -65,12 +73,14 @@ class WhipFrontEnd:
         media: MediaConfig,
         authorize: Authorize = allow_all,
         ice_servers: Sequence[str] = (),
+        client_of: ClientOf = peer_is_client,
     ) -> None:
         """``ice_servers``: ``URL`` or ``URL|username|credential`` entries (the ``ice_servers`` key),
         sent to clients as ``Link: <URL>; rel="ice-server"`` headers on the 201 and on OPTIONS."""
         self.streams = streams
         self.media = media
         self.authorize = authorize
+        self.client_of = client_of
         self.links = [_link(entry) for entry in ice_servers]
         self.resources: dict[str, WhipResource] = {}
         self._gone: OrderedDict[str, str] = OrderedDict()
@@ -115,7 +125,7 @@ class WhipFrontEnd:
         except UnicodeDecodeError:
             return _error(400, "SDP offer is not UTF-8")
         token = _bearer(request)
-        remote = request.remote or "unknown"
+        remote = self.client_of(request.remote or "unknown", request.headers.getall("X-Forwarded-For", []))
         if not await self.authorize(token, "publish" if kind == "whip" else "play", name, remote):
             if token is None:  # RFC 6750 §3: say which scheme
                 challenge = {**CORS, "WWW-Authenticate": 'Bearer realm="rtcdn"'}
