@@ -81,6 +81,8 @@ class Sample:
     fds: int
     udp: int
     rss_mib: float
+    blocks: int
+    "Python's allocated memory blocks after a collection: the heap without the allocator's noise."
     peers: int
     wcs_sessions: int
     media_sessions: int
@@ -132,9 +134,11 @@ class Report:
         ):
             lines.append(f"{name:>16} {getattr(self.start, name):>8} {getattr(self.end, name):>8}")
         lines.append(f"{'rss_mib':>16} {self.start.rss_mib:>8.1f} {self.end.rss_mib:>8.1f}")
+        lines.append(f"{'blocks':>16} {self.start.blocks:>8} {self.end.blocks:>8}")
         lines.append(
             f"RSS curve ({len(rss)} samples): min {min(rss):.1f}, max {max(rss):.1f}, last {rss[-1]:.1f} MiB; "
-            f"slope over the second half {self.rss_slope_kib_per_1000():+.0f} KiB per 1000 cycles"
+            f"slope over the second half {self.rss_slope_kib_per_1000():+.0f} KiB per 1000 cycles; "
+            f"Python blocks {', '.join(str(p.blocks) for p in self.curve)}"
         )
         lines += [f"failure: {f}" for f in self.failures[:10]]
         return "\n".join(lines)
@@ -271,6 +275,7 @@ class Soak:
             fds=self.process.num_fds(),
             udp=len(self.process.net_connections(kind="udp")),
             rss_mib=round(self.process.memory_info().rss / 2**20, 1),
+            blocks=sys.getallocatedblocks(),
             peers=len(self.server.media.peers),
             wcs_sessions=len(self.server.sessions),
             media_sessions=len(self.server.streams.sessions),

@@ -1,9 +1,13 @@
-"""A real Debian ``redis-server`` on a loopback address, started and stopped by the tests."""
+"""A real Debian ``redis-server`` on a loopback address, started and stopped by the tests; with
+``tls=True`` it speaks only TLS (``rediss://``), with a certificate for the address made here."""
 
 from __future__ import annotations
 
+import datetime
+import ipaddress
 import shutil
 import socket
+import ssl
 import subprocess
 import time
 from pathlib import Path
@@ -19,29 +23,76 @@ class RedisServer:
     """``start()`` runs redis-server (no persistence) on ``host:port``; ``kill()``/``stop()`` end it,
     ``start()`` again brings an empty one back on the same port (what a restart looks like)."""
 
-    def __init__(self, host: str, port: int, workdir: Path) -> None:
-        self.host, self.port, self.workdir = host, port, workdir
+    def __init__(self, host: str, port: int, workdir: Path, tls: bool = False) -> None:
+        self.host, self.port, self.workdir, self.tls = host, port, workdir, tls
         self.proc: subprocess.Popen[bytes] | None = None
+        self.ca = workdir / "cert.pem"
+        "With ``tls``: the server's self-signed certificate, the CA a client must trust."
 
     @property
     def url(self) -> str:
+        if self.tls:
+            return f"rediss://{self.host}:{self.port}/0?ssl_ca_certs={self.ca}"
         return f"redis://{self.host}:{self.port}/0"
+
+    def _certificate(self) -> list[str]:
+        """Make the certificate and key; redis-server's TLS options."""
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import NameOID
+
+        key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, self.host)])
+        now = datetime.datetime.now(datetime.UTC)
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(
+                x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(self.host))]), False
+            )
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+            .sign(key, hashes.SHA256())
+        )
+        key_file = self.workdir / "key.pem"
+        key_file.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
+        self.ca.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        tls = ["--tls-port", str(self.port), "--tls-cert-file", str(self.ca), "--tls-key-file", str(key_file)]
+        return ["--port", "0", *tls, "--tls-ca-cert-file", str(self.ca), "--tls-auth-clients", "no"]
+
+    def _pong(self) -> bool:
+        with socket.create_connection((self.host, self.port), timeout=0.2) as raw:
+            if not self.tls:
+                raw.sendall(b"PING\r\n")
+                return raw.recv(16).startswith(b"+PONG")
+            context = ssl.create_default_context(cafile=str(self.ca))
+            with context.wrap_socket(raw, server_hostname=self.host) as s:
+                s.sendall(b"PING\r\n")
+                return s.recv(16).startswith(b"+PONG")
 
     def start(self) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             pytest.fail("redis-server is not installed (make test installs Debian's redis-server)")
         self.workdir.mkdir(parents=True, exist_ok=True)
-        args = [binary, "--bind", self.host, "--port", str(self.port), "--save", "", "--appendonly", "no"]
+        args = [binary, "--bind", self.host, "--save", "", "--appendonly", "no"]
         args += ["--dir", str(self.workdir), "--protected-mode", "no"]
+        args += self._certificate() if self.tls else ["--port", str(self.port)]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:
-                with socket.create_connection((self.host, self.port), timeout=0.2) as s:
-                    s.sendall(b"PING\r\n")
-                    if s.recv(16).startswith(b"+PONG"):
-                        return
+                if self._pong():
+                    return
             except OSError:
                 time.sleep(0.05)
         raise RuntimeError(f"redis-server did not start on {self.host}:{self.port}")

@@ -288,3 +288,28 @@ async def test_edge_players_hear_how_their_stream_ended(tmp_path: Path, redis_se
     finally:
         await edge.close()
         await origin.close()
+
+
+async def test_a_cluster_over_a_tls_registry(tmp_path: Path) -> None:
+    """``rediss://`` with the CA in the URL (redis-py's ``ssl_ca_certs``): an origin and an edge on a
+    redis-server that speaks only TLS find each other, and the edge pulls."""
+    from testkit import free_port
+
+    redis_tls = RedisServer("127.0.0.1", free_port("127.0.0.1"), tmp_path / "redis", tls=True)
+    redis_tls.start()
+    origin = node(tmp_path, "origin1", "origin", redis_tls.url)
+    edge = node(tmp_path, "edge1", "edge", redis_tls.url)
+    try:
+        await origin.start()
+        await edge.start()
+        async with WcsClient(ws(origin)) as pub, WcsClient(ws(edge)) as viewer:
+            await pub.publish("cam")
+            _, pc, status = await viewer.play("cam")
+            assert status is not None and status["status"] == "PLAYING", status
+            video = next(r.track for r in pc.getReceivers() if r.track.kind == "video")
+            assert await count_frames(video, 1.0) > 5
+            assert edge.cluster is not None and edge.cluster.registry.up
+    finally:
+        await edge.close()
+        await origin.close()
+        redis_tls.stop()

@@ -187,3 +187,28 @@ async def test_a_registry_behind_sentinel(sentinel_url: str) -> None:
         assert found is not None and found.node == "n1"
     finally:
         await reg.close()
+
+
+async def test_a_tls_registry_needs_its_ca_and_says_why_otherwise(tmp_path: Path) -> None:
+    server = RedisServer("127.0.0.1", free_port("127.0.0.1"), tmp_path / "redis", tls=True)
+    server.start()
+    try:
+        good = Registry(connect(server.url), "test")
+        assert await good.claim(claim("cam", "n1"), 5000) is None
+        found = await good.lookup("cam")
+        assert found is not None and found.node == "n1"
+        await good.close()
+        plain_port = f"127.0.0.1:{server.port}/0"
+        for url, why in (
+            (f"rediss://{plain_port}", "certificate verify failed"),  # the system's CAs: self-signed refused
+            (f"redis://{plain_port}", "ConnectionError"),  # plain text to a TLS port: reset
+        ):
+            bad = Registry(connect(url, timeout=2), "test")
+            started = time.monotonic()
+            with pytest.raises(RegistryError, match=why) as caught:
+                await bad.lookup("cam")
+            assert time.monotonic() - started < 5 and str(caught.value), url
+            assert not bad.up
+            await bad.close()
+    finally:
+        server.stop()
