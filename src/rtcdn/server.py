@@ -339,6 +339,7 @@ class Server:
             metrics_auth=s.metrics_auth and auth is not None,
             targets=TargetPolicy(s.relay_allowed_hosts, always),
             agent_ssl=s.wcs_agent_ssl,
+            client_of=self.access.clients.of,
         )
 
     async def _api_claims(self, token: str) -> Mapping[str, Any] | None:

@@ -308,3 +308,26 @@ async def test_a_jwt_with_the_api_grant_is_let_in(jwt_server: tuple[str, bytes])
     url, secret = jwt_server
     async with aiohttp.ClientSession() as http:
         assert (await status_of(http, url, bearer(_jwt(secret, sub="ops", rtcdn={"api": True}))))[0] == 404
+
+
+async def test_a_refusal_behind_a_trusted_proxy_names_the_forwarded_client(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = make_settings(
+        disable_rest_auth=False,
+        rest_api_tokens=["tok-A"],
+        rest_auth_failure_delay_ms=(0, 0),
+        trusted_proxies=["127.0.0.1"],
+    )
+    caplog.set_level(logging.WARNING, "rtcdn.api.auth")
+    server = Server(settings, tmp_path / "state")
+    await server.start()
+    try:
+        async with aiohttp.ClientSession() as http:
+            url = f"http://127.0.0.1:{settings.http_ports[0]}/rest-api/stream/find_all"
+            headers = {**bearer("guess"), "X-Forwarded-For": "127.0.0.5, 127.0.0.9"}
+            assert (await status_of(http, url, headers))[0] == 403
+    finally:
+        await server.close()
+    (warning,) = [r.getMessage() for r in caplog.records if "REST auth refused" in r.getMessage()]
+    assert "from 127.0.0.9" in warning, warning

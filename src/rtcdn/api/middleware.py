@@ -14,6 +14,7 @@ sends no CORS headers at all. ``Access-Control-Allow-Credentials`` is never sent
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -74,6 +75,8 @@ class RestOptions:
     "``relay_allowed_hosts`` (empty: any target)."
     agent_ssl: bool = False
     "``wcs_agent_ssl``: how a relay ``uri`` becomes the URL actually opened (checked by ``targets``)."
+    client_of: Callable[[str, Sequence[str]], str] | None = None
+    "``client_of(peer, x_forwarded_for)``: who a refusal is logged for (``trusted_proxies``)."
 
 
 def cors_headers(origins: tuple[str, ...], origin: str | None) -> dict[str, str]:
@@ -123,7 +126,10 @@ async def _guarded(
     if options.auth is not None and not public:
         outcome = await options.auth.check(request.headers.get("Authorization"))
         if outcome.verdict is not Verdict.OK:
-            await options.auth.refuse(outcome, request.remote, request.path)
+            peer = request.remote or "unknown"
+            if options.client_of is not None:
+                peer = options.client_of(peer, request.headers.getall("X-Forwarded-For", []))
+            await options.auth.refuse(outcome, peer, request.path)
             if outcome.verdict is Verdict.MISSING:
                 response = error_response(401, "credentials required (HTTP Basic or Bearer)")
                 response.headers["WWW-Authenticate"] = CHALLENGE
