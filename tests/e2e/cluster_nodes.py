@@ -8,7 +8,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -21,7 +20,7 @@ import pytest
 
 from redis_server import RedisServer, free_port
 
-from .conftest import WEBSDK, _log_tail, _wait_ready
+from .conftest import WEBSDK, error_lines, supervised
 from .pages import LiveServer
 
 T = TypeVar("T")
@@ -52,10 +51,6 @@ def properties(spec: Spec, registry_url: str) -> str:
     )
 
 
-def error_lines(text: str) -> list[str]:
-    return [line for line in text.splitlines() if " ERROR " in line or "Traceback" in line]
-
-
 @contextlib.contextmanager
 def node_process(host: str, workdir: Path, config: str) -> Iterator[LiveServer]:
     """``rtcdn serve --bind host --config-dir workdir`` as conftest's ``rtcdn_process`` runs it, and
@@ -67,26 +62,8 @@ def node_process(host: str, workdir: Path, config: str) -> Iterator[LiveServer]:
     cmd += ["--state-dir", str(workdir / "state"), "--websdk-dir", str(WEBSDK)]
     runs = len(list(workdir.glob("rtcdn*.log")))
     log = workdir / (f"rtcdn-{runs + 1}.log" if runs else "rtcdn.log")  # a restarted node: a log of its own
-    with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=workdir)
-    try:
-        _wait_ready(proc, log)
-        yield LiveServer(host, "VP8", workdir, proc.pid)
-    finally:
-        killed = proc.poll() == -signal.SIGKILL  # the test killed it on purpose
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-        try:
-            code = proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            pytest.fail(f"rtcdn on {host} ignored SIGTERM for 15 s:\n{_log_tail(log)}")
-    if killed:
-        return
-    assert code == 0, f"rtcdn on {host} exited with {code} after SIGTERM:\n{_log_tail(log)}"
-    problems = error_lines(log.read_text(errors="replace"))
-    assert not problems, f"rtcdn on {host} logged errors:\n" + "\n".join(problems)
+    with supervised(cmd, log, f"rtcdn on {host}") as pid:
+        yield LiveServer(host, "VP8", workdir, pid)
 
 
 @dataclass

@@ -58,6 +58,37 @@ def _wait_ready(proc: subprocess.Popen[bytes], log: Path, timeout: float = 20.0)
         time.sleep(0.05)
 
 
+def error_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if " ERROR " in line or "Traceback" in line]
+
+
+@contextlib.contextmanager
+def supervised(cmd: list[str], log: Path, who: str) -> Iterator[int]:
+    """Run ``cmd`` (an ``rtcdn serve``) with its output in ``log`` until it says ``ready:``; yield
+    its pid. At the end SIGTERM must shut it down cleanly (exit 0 within 15 s) and the log must hold
+    no ERROR or traceback; a process the test SIGKILLed on purpose is only reaped."""
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=log.parent)
+    try:
+        _wait_ready(proc, log)
+        yield proc.pid
+    finally:
+        killed = proc.poll() == -signal.SIGKILL
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        try:
+            code = proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            pytest.fail(f"{who} ignored SIGTERM for 15 s:\n{_log_tail(log)}")
+    if killed:
+        return
+    assert code == 0, f"{who} exited with {code} after SIGTERM:\n{_log_tail(log)}"
+    problems = error_lines(log.read_text(errors="replace"))
+    assert not problems, f"{who} logged errors:\n" + "\n".join(problems)
+
+
 @contextlib.contextmanager
 def rtcdn_process(
     host: str, workdir: Path, properties: str | None, codec: str = "VP8"
@@ -73,27 +104,8 @@ def rtcdn_process(
     if properties is not None:
         (workdir / "flashphoner.properties").write_text(properties)
         cmd += ["--config-dir", str(workdir)]
-    log = workdir / "rtcdn.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=workdir)
-    _wait_ready(proc, log)
-    try:
-        yield LiveServer(host, codec, workdir, proc.pid)
-    finally:
-        killed = proc.poll() == -signal.SIGKILL  # the test killed it on purpose
-        if not killed:
-            proc.send_signal(signal.SIGTERM)
-        try:
-            code = proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            pytest.fail(f"rtcdn ignored SIGTERM for 15 s:\n{_log_tail(log)}")
-    if killed:
-        return
-    assert code == 0, f"rtcdn exited with {code} after SIGTERM:\n{_log_tail(log)}"
-    problems = [line for line in log.read_text().splitlines() if " ERROR " in line or "Traceback" in line]
-    assert not problems, "rtcdn logged errors:\n" + "\n".join(problems)
+    with supervised(cmd, workdir / "rtcdn.log", "rtcdn") as pid:
+        yield LiveServer(host, codec, workdir, pid)
 
 
 @pytest.fixture(scope="session", params=list(SERVERS))
