@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import shutil
 import socket
 import ssl
@@ -14,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from rtcdn.tls import ensure_self_signed
 from testkit import free_port
 
 __all__ = ["RedisServer", "free_port"]
@@ -36,38 +35,11 @@ class RedisServer:
         return f"redis://{self.host}:{self.port}/0"
 
     def _certificate(self) -> list[str]:
-        """Make the certificate and key; redis-server's TLS options."""
-        from cryptography import x509
-        from cryptography.hazmat.primitives import hashes, serialization
-        from cryptography.hazmat.primitives.asymmetric import ec
-        from cryptography.x509.oid import NameOID
-
-        key = ec.generate_private_key(ec.SECP256R1())
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, self.host)])
-        now = datetime.datetime.now(datetime.UTC)
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(
-                x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(self.host))]), False
-            )
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
-            .sign(key, hashes.SHA256())
-        )
-        key_file = self.workdir / "key.pem"
-        key_file.write_bytes(
-            key.private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-            )
-        )
-        self.ca.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        tls = ["--tls-port", str(self.port), "--tls-cert-file", str(self.ca), "--tls-key-file", str(key_file)]
-        return ["--port", "0", *tls, "--tls-ca-cert-file", str(self.ca), "--tls-auth-clients", "no"]
+        """Make the certificate and key (rtcdn's own self-signed maker); redis-server's TLS options."""
+        cert, key = ensure_self_signed(self.workdir, [self.host])
+        assert cert == self.ca
+        tls = ["--tls-port", str(self.port), "--tls-cert-file", str(cert), "--tls-key-file", str(key)]
+        return ["--port", "0", *tls, "--tls-ca-cert-file", str(cert), "--tls-auth-clients", "no"]
 
     def _pong(self) -> bool:
         with socket.create_connection((self.host, self.port), timeout=0.2) as raw:

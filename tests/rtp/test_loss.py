@@ -60,3 +60,15 @@ def test_missing_is_exactly_what_was_not_received(order: list[int], lost: set[in
     if came:
         expected = {(base + k) & 0xFFFF for k in range(min(came), max(came) + 1) if k in lost}
         assert loss.missing == expected
+
+
+@given(st.sets(st.integers(1, 1499), max_size=200), st.integers(0, 65535))
+def test_past_the_window_only_the_recent_gaps_stay(lost: set[int], base: int) -> None:
+    """A stream longer than the window: what is missing is what was lost within the window of the
+    newest packet (older gaps are let go, also when the set is swept only now and then)."""
+    loss = LossTracker()
+    for k in range(1500):
+        if k not in lost:
+            loss.add((base + k) & 0xFFFF)
+    newest = max(k for k in range(1500) if k not in lost)
+    assert loss.missing == {(base + k) & 0xFFFF for k in lost if k < newest and newest - k <= LOSS_WINDOW}

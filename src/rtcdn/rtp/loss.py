@@ -16,13 +16,16 @@ class LossTracker:
     hole that no later packet fills.
     """
 
-    __slots__ = ("missing", "newest", "oldest")
+    __slots__ = ("_expires", "missing", "newest", "oldest")
 
     def __init__(self) -> None:
         self.newest: int | None = None
         self.oldest = 0
         "The lowest sequence number received, while it is within the window of the newest."
         self.missing: set[int] = set()
+        self._expires = 0
+        """A sequence number at or before the oldest missing one: nothing leaves the window before
+        it does, so the set is swept only then (not per packet)."""
 
     def add(self, seq: int) -> bool:
         """Note packet ``seq``; True when it revealed new gaps."""
@@ -37,7 +40,10 @@ class LossTracker:
                 self.missing.clear()
                 self.oldest = seq
                 return False
-            self.missing.update((newest + k) & 0xFFFF for k in range(1, ahead))
+            if ahead > 1:
+                if not self.missing:
+                    self._expires = (newest + 1) & 0xFFFF
+                self.missing.update((newest + k) & 0xFFFF for k in range(1, ahead))
             self._forget_old()
             return ahead > 1
         if seq in self.missing:
@@ -46,6 +52,7 @@ class LossTracker:
         below = (self.oldest - seq) & 0xFFFF
         if 0 < below < 0x8000 and (newest - seq) & 0xFFFF <= LOSS_WINDOW:  # older than the first
             self.missing.update((seq + k) & 0xFFFF for k in range(1, below))
+            self._expires = (seq + 1) & 0xFFFF  # older than every other missing one
             self.oldest = seq
             return below > 1
         return False
@@ -55,5 +62,7 @@ class LossTracker:
         assert newest is not None
         if (newest - self.oldest) & 0xFFFF > LOSS_WINDOW:
             self.oldest = (newest - LOSS_WINDOW) & 0xFFFF
-        if self.missing:
+        if self.missing and (newest - self._expires) & 0xFFFF > LOSS_WINDOW:
             self.missing = {s for s in self.missing if (newest - s) & 0xFFFF <= LOSS_WINDOW}
+            if self.missing:
+                self._expires = max(self.missing, key=lambda s: (newest - s) & 0xFFFF)

@@ -264,7 +264,9 @@ class TrackFanout:
                 return None
             age = (rtp_time - self.gop_start) & 0xFFFFFFFF  # ticks since the last keyframe's timestamp
             if keyframe and (self.keyframes == 0 or 0 < age < 0x80000000):
-                picture = [(seq, data), *self._came_early(seq, rtp_time)]
+                picture = [(seq, data)]
+                if self.cache_gop or self.waiting:  # who would be sent what came before the start
+                    picture += self._came_early(seq, rtp_time)
                 self.gop = picture if self.cache_gop else None
                 self.gop_start = rtp_time
             else:
